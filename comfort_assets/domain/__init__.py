@@ -1,0 +1,1 @@
+"""Pure, typed domain core: no Dagster, no BentoML, no I/O."""

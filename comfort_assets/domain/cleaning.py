@@ -1,0 +1,230 @@
+"""Raw SI observations → clean hourly grid + quarantine, as one pure function.
+
+Policy, so that nothing disappears silently:
+- a row whose time or station is unusable, or which repeats a station-hour already seen,
+  is dropped from the clean table and quarantined with its reason;
+- a row with an unparsable or physically impossible value is quarantined with its reason
+  and only that value is removed from the clean table (the rest of the hour is kept);
+- every station gets a complete hourly grid; gaps of at most ``max_gap_hours`` are
+  interpolated in time and flagged, longer gaps stay missing and are flagged too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+MEASURED: tuple[str, ...] = (
+    "temp_c",
+    "dewpoint_c",
+    "humidity_pct",
+    "wind_dir_deg",
+    "wind_speed_ms",
+    "wind_gust_ms",
+    "precip_mm",
+    "pressure_hpa",
+    "visibility_km",
+)
+RAW_COLUMNS: tuple[str, ...] = ("station", "time_utc", *MEASURED, "parse_error")
+
+#: Physically possible ranges (inclusive). Outside them a value is an error, not weather.
+VALID_RANGES: dict[str, tuple[float, float]] = {
+    "temp_c": (-60.0, 60.0),
+    "dewpoint_c": (-80.0, 40.0),
+    "humidity_pct": (0.0, 100.0),
+    "wind_dir_deg": (0.0, 360.0),
+    "wind_speed_ms": (0.0, 75.0),
+    "wind_gust_ms": (0.0, 110.0),
+    "precip_mm": (0.0, 400.0),
+    "pressure_hpa": (870.0, 1085.0),
+    "visibility_km": (0.0, 100.0),
+}
+#: Continuous quantities that may be interpolated across short gaps.
+INTERPOLATED: tuple[str, ...] = (
+    "temp_c",
+    "dewpoint_c",
+    "humidity_pct",
+    "wind_speed_ms",
+    "pressure_hpa",
+    "visibility_km",
+)
+DEFAULT_MAX_GAP_HOURS = 3
+UTC_NS = pd.DatetimeTZDtype(unit="ns", tz="UTC")
+QUARANTINE_COLUMNS: tuple[str, ...] = ("station", "time_utc", "reason", "action", *MEASURED)
+
+
+class UnitsError(ValueError):
+    """A table claims SI units but its values say otherwise."""
+
+
+@dataclass(frozen=True)
+class CleaningResult:
+    clean: pd.DataFrame
+    quarantine: pd.DataFrame
+
+    @property
+    def quarantined_rows(self) -> int:
+        return len(self.quarantine)
+
+
+def check_units(raw: pd.DataFrame, tolerance: float = 0.2) -> None:
+    """Fail loudly when a column is mostly outside its SI range (e.g. °F in ``temp_c``).
+
+    Scattered impossible values are data errors and go to quarantine; a column that is
+    out of range for more than ``tolerance`` of its values is a unit mistake.
+    """
+    problems = []
+    for column, (low, high) in VALID_RANGES.items():
+        if column not in raw:
+            continue
+        values = pd.to_numeric(raw[column], errors="coerce").dropna()
+        if len(values) == 0:
+            continue
+        outside = float(((values < low) | (values > high)).mean())
+        if outside > tolerance:
+            problems.append(
+                f"{column}: {outside:.0%} of values outside [{low:g}, {high:g}] "
+                f"(median {values.median():g}) — wrong units?"
+            )
+    if problems:
+        raise UnitsError("; ".join(problems))
+
+
+def _flag(reasons: pd.Series, mask: pd.Series | np.ndarray, reason: str | pd.Series) -> pd.Series:
+    mask = np.asarray(mask, dtype=bool)
+    addition = reason[mask] if isinstance(reason, pd.Series) else reason
+    reasons = reasons.copy()
+    reasons[mask] = np.where(reasons[mask] == "", addition, reasons[mask] + "; " + addition)
+    return reasons
+
+
+def short_gap_mask(missing: pd.Series, max_gap: int) -> np.ndarray:
+    """True where a value is missing inside a run of at most ``max_gap`` missing hours
+    that has an observation on both sides."""
+    m = missing.to_numpy(dtype=bool)
+    run_id = np.cumsum(np.r_[True, m[1:] != m[:-1]])
+    run_len = pd.Series(run_id).map(pd.Series(run_id).value_counts()).to_numpy()
+    inside = np.ones_like(m)
+    if len(m):
+        inside[run_id == run_id[0]] = False
+        inside[run_id == run_id[-1]] = False
+    return m & (run_len <= max_gap) & inside
+
+
+def clean_observations(
+    raw: pd.DataFrame, max_gap_hours: int = DEFAULT_MAX_GAP_HOURS
+) -> CleaningResult:
+    """Clean SI observations (see module docstring for the policy)."""
+    missing_columns = [c for c in RAW_COLUMNS if c not in raw.columns]
+    if missing_columns:
+        raise ValueError(f"raw weather lacks columns {missing_columns}")
+    frame = raw.loc[:, list(RAW_COLUMNS)].reset_index(drop=True).copy()
+    frame["time_utc"] = pd.to_datetime(frame["time_utc"], utc=True, errors="coerce").astype(UTC_NS)
+    frame["parse_error"] = frame["parse_error"].fillna("").astype(str)
+    for column in MEASURED:
+        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
+
+    drop_reason = pd.Series("", index=frame.index, dtype=object)
+    drop_reason = _flag(drop_reason, frame["time_utc"].isna(), "time_utc missing or unparsable")
+    station = frame["station"].astype("string").str.strip()
+    drop_reason = _flag(drop_reason, station.isna() | (station == ""), "station missing")
+    usable = drop_reason == ""
+    duplicate = frame.duplicated(["station", "time_utc"], keep="first") & usable
+    drop_reason = _flag(drop_reason, duplicate, "duplicate station-hour (first kept)")
+
+    value_reason = pd.Series("", index=frame.index, dtype=object)
+    value_reason = _flag(value_reason, frame["parse_error"] != "", frame["parse_error"])
+    for column, (low, high) in VALID_RANGES.items():
+        values = frame[column]
+        bad = (values < low) | (values > high)
+        if bad.any():
+            text = column + "=" + values.round(3).astype(str) + f" outside [{low:g}, {high:g}]"
+            value_reason = _flag(value_reason, bad, text)
+            frame.loc[bad, column] = np.nan
+
+    dropped = drop_reason != ""
+    flagged = (value_reason != "") & ~dropped
+    quarantine = pd.concat(
+        [
+            raw.loc[dropped].assign(reason=drop_reason[dropped], action="row dropped"),
+            raw.loc[flagged].assign(reason=value_reason[flagged], action="value removed"),
+        ]
+    )
+    quarantine = _as_quarantine_table(quarantine)
+
+    kept = frame.loc[~dropped].copy()
+    kept["station"] = kept["station"].astype(str).str.strip()
+    clean = _to_hourly_grid(kept, max_gap_hours)
+    return CleaningResult(clean=clean, quarantine=quarantine)
+
+
+def _as_quarantine_table(rows: pd.DataFrame) -> pd.DataFrame:
+    out = pd.DataFrame(index=rows.index)
+    out["station"] = rows["station"].astype("string").fillna("").astype(str)
+    out["time_utc"] = pd.to_datetime(rows["time_utc"], utc=True, errors="coerce").astype(UTC_NS)
+    out["reason"] = rows["reason"].astype(str)
+    out["action"] = rows["action"].astype(str)
+    for column in MEASURED:
+        out[column] = pd.to_numeric(rows[column], errors="coerce").astype(float)
+    return out.sort_values(["time_utc", "station"], na_position="first").reset_index(drop=True)
+
+
+def empty_quarantine() -> pd.DataFrame:
+    return _as_quarantine_table(pd.DataFrame(columns=[*RAW_COLUMNS, "reason", "action"]))
+
+
+def _to_hourly_grid(frame: pd.DataFrame, max_gap_hours: int) -> pd.DataFrame:
+    grids = []
+    for station, group in frame.groupby("station", sort=True):
+        group = group.set_index("time_utc").sort_index()
+        hours = pd.date_range(group.index.min(), group.index.max(), freq="h", name="time_utc")
+        grid = group.reindex(hours)
+        grid["observed"] = grid["station"].notna()
+        grid["station"] = station
+        filled = np.zeros(len(grid), dtype=bool)
+        for column in INTERPOLATED:
+            fill = short_gap_mask(grid[column].isna(), max_gap_hours)
+            if fill.any():
+                interpolated = grid[column].interpolate(method="time", limit_area="inside")
+                grid.loc[fill, column] = interpolated[fill]
+                filled |= fill
+        grid["interpolated"] = filled
+        grid["gap"] = grid[["temp_c", "humidity_pct"]].isna().any(axis=1)
+        grids.append(grid.reset_index())
+    columns = ["station", "time_utc", *MEASURED, "observed", "interpolated", "gap"]
+    if not grids:
+        return pd.DataFrame({c: pd.Series(dtype=float) for c in columns})
+    clean = pd.concat(grids, ignore_index=True)[columns]
+    return clean.astype({"observed": bool, "interpolated": bool, "gap": bool})
+
+
+def parse_measurements(frame: pd.DataFrame) -> pd.DataFrame:
+    """Turn a source's table (values may be strings) into the raw SI table.
+
+    Missing values (None, NaN, "") stay missing; anything else that is not a number
+    becomes missing *and* is named in ``parse_error``, so cleaning quarantines it.
+    """
+    out = pd.DataFrame(index=frame.index)
+    out["station"] = frame["station"].astype("string").str.strip().astype(object)
+    out["time_utc"] = pd.to_datetime(frame["time_utc"], utc=True, errors="coerce")
+    errors = pd.Series("", index=frame.index, dtype=object)
+    bad_time = out["time_utc"].isna() & frame["time_utc"].notna()
+    errors = _flag(errors, bad_time, "time_utc=" + frame["time_utc"].astype(str) + " unparsable")
+    for column in MEASURED:
+        if column not in frame:
+            out[column] = np.nan
+            continue
+        given = frame[column]
+        text = given.astype("string").str.strip()
+        blank = given.isna() | (text == "") | text.isna()
+        values = pd.to_numeric(given.where(~blank), errors="coerce").astype(float)
+        unparsable = values.isna() & ~blank
+        if unparsable.any():
+            errors = _flag(errors, unparsable, column + "=" + text.fillna("") + " unparsable")
+        out[column] = values
+    out["parse_error"] = errors.astype(str)
+    out["time_utc"] = out["time_utc"].astype(UTC_NS)
+    return out.reset_index(drop=True)
+

@@ -1,0 +1,182 @@
+"""One feature builder for training and serving: no training/serving skew.
+
+Every path ends in `feature_matrix`, which turns windows of hourly observations
+(shape ``(n, WINDOW_HOURS)``, the last column is the forecast origin t) into the
+feature matrix. `build_features` slides that window over a station's hourly
+series (training); `window_feature_matrix` takes the windows of one or many
+requests directly (serving). Features at t use nothing after t; only the target
+looks ahead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+from numpy.lib.stride_tricks import sliding_window_view
+
+from comfort_assets.domain.comfort import discomfort_index
+
+HORIZONS: tuple[int, ...] = (1, 3, 6, 24)
+DEFAULT_HORIZON = 3
+#: Hours of history a forecast needs, ending at (and including) the origin t.
+WINDOW_HOURS = 72
+#: Observations the features are built from; pressure and wind may be missing.
+OBSERVED: tuple[str, ...] = ("temp_c", "humidity_pct", "pressure_hpa", "wind_speed_ms")
+REQUIRED: tuple[str, ...] = ("temp_c", "humidity_pct")
+DI_CHANGE_LAGS: tuple[int, ...] = (1, 2, 3, 6, 12, 24)
+CYCLE_DAYS = (WINDOW_HOURS - 1) // 24
+#: Features that may be missing in a usable row (pressure and wind are often not reported).
+OPTIONAL_FEATURES: frozenset[str] = frozenset(
+    {"wind_speed_ms", "pressure_change_3h", "pressure_change_24h"}
+)
+
+
+def feature_names(horizon: int = DEFAULT_HORIZON) -> list[str]:
+    """Column order of `feature_matrix`; the same for every horizon."""
+    check_horizon(horizon)
+    return [
+        "di_now",
+        "temp_c",
+        "humidity_pct",
+        "wind_speed_ms",
+        *(f"di_change_{k}h" for k in DI_CHANGE_LAGS),
+        "temp_change_3h",
+        "humidity_change_3h",
+        "pressure_change_3h",
+        "pressure_change_24h",
+        "di_mean_24h",
+        "di_std_24h",
+        "di_max_24h",
+        "di_min_24h",
+        "di_cycle_1d",
+        "di_cycle_mean",
+        "hour_sin",
+        "hour_cos",
+        "valid_hour_sin",
+        "valid_hour_cos",
+    ]
+
+
+def required_features(horizon: int = DEFAULT_HORIZON) -> list[str]:
+    return [name for name in feature_names(horizon) if name not in OPTIONAL_FEATURES]
+
+
+def check_horizon(horizon: int) -> int:
+    if horizon not in HORIZONS:
+        raise ValueError(f"horizon must be one of {HORIZONS} hours, got {horizon!r}")
+    return horizon
+
+
+def feature_matrix(
+    windows: Mapping[str, npt.NDArray[np.float64]],
+    origin_hour_utc: npt.NDArray[np.float64],
+    horizon: int = DEFAULT_HORIZON,
+) -> npt.NDArray[np.float64]:
+    """Features for windows of shape ``(n, WINDOW_HOURS)`` per observed variable.
+
+    ``origin_hour_utc`` is the UTC hour of day of each window's last hour (the origin t).
+    A window with a missing temperature or humidity gives a row of NaN.
+    """
+    check_horizon(horizon)
+    temp = np.asarray(windows["temp_c"], dtype=float)
+    humidity = np.asarray(windows["humidity_pct"], dtype=float)
+    pressure = np.asarray(windows["pressure_hpa"], dtype=float)
+    wind = np.asarray(windows["wind_speed_ms"], dtype=float)
+    if temp.ndim != 2 or temp.shape[1] != WINDOW_HOURS:
+        raise ValueError(f"windows must have shape (n, {WINDOW_HOURS}), got {temp.shape}")
+    di = discomfort_index(temp, humidity)
+    now = di[:, -1]
+    last_day = di[:, -24:]
+    # Yesterday's (and earlier days') change over the same hours the forecast spans.
+    cycles = np.stack(
+        [di[:, -1 - 24 * d + horizon] - di[:, -1 - 24 * d] for d in range(1, CYCLE_DAYS + 1)],
+        axis=1,
+    )
+    hour = np.asarray(origin_hour_utc, dtype=float)
+    valid_hour = (hour + horizon) % 24
+    columns = [
+        now,
+        temp[:, -1],
+        humidity[:, -1],
+        wind[:, -1],
+        *(now - di[:, -1 - k] for k in DI_CHANGE_LAGS),
+        temp[:, -1] - temp[:, -4],
+        humidity[:, -1] - humidity[:, -4],
+        pressure[:, -1] - pressure[:, -4],
+        pressure[:, -1] - pressure[:, -25],
+        last_day.mean(axis=1) - now,
+        last_day.std(axis=1),
+        last_day.max(axis=1) - now,
+        last_day.min(axis=1) - now,
+        cycles[:, 0],
+        cycles.mean(axis=1),
+        np.sin(2 * np.pi * hour / 24),
+        np.cos(2 * np.pi * hour / 24),
+        np.sin(2 * np.pi * valid_hour / 24),
+        np.cos(2 * np.pi * valid_hour / 24),
+    ]
+    out = np.column_stack(columns)
+    incomplete = ~np.isfinite(di).all(axis=1)
+    out[incomplete] = np.nan
+    return out
+
+
+def window_feature_matrix(
+    observations: Mapping[str, npt.ArrayLike],
+    origin_hour_utc: npt.ArrayLike,
+    horizon: int = DEFAULT_HORIZON,
+) -> npt.NDArray[np.float64]:
+    """Serving path: one window (1-D arrays) or a batch of windows (2-D arrays)."""
+    windows = {
+        name: np.atleast_2d(np.asarray(observations.get(name, np.nan), dtype=float))
+        for name in OBSERVED
+    }
+    n = windows["temp_c"].shape[0]
+    windows = {name: np.broadcast_to(w, (n, WINDOW_HOURS)) for name, w in windows.items()}
+    return feature_matrix(windows, np.atleast_1d(np.asarray(origin_hour_utc, dtype=float)), horizon)
+
+
+def build_features(clean: pd.DataFrame, horizon: int = DEFAULT_HORIZON) -> pd.DataFrame:
+    """Training path: features and target DI(t+h) for every hour of every station.
+
+    ``clean`` is the clean-weather table: one row per station and hour on a complete
+    hourly grid. Rows without a full window of history or without a target are kept
+    with ``usable = False`` so that nothing disappears without being counted.
+    """
+    check_horizon(horizon)
+    names = feature_names(horizon)
+    frames = []
+    for station, group in clean.groupby("station", sort=True, observed=True):
+        group = group.sort_values("time_utc")
+        times = pd.DatetimeIndex(group["time_utc"])
+        if len(times) > 1 and (np.diff(times.asi8) != 3_600_000_000_000).any():
+            raise ValueError(f"station {station}: time_utc is not a complete hourly grid")
+        n = len(group)
+        values = np.full((n, len(names)), np.nan)
+        if n >= WINDOW_HOURS:
+            windows = {
+                name: sliding_window_view(group[name].to_numpy(dtype=float), WINDOW_HOURS)
+                for name in OBSERVED
+            }
+            values[WINDOW_HOURS - 1 :] = feature_matrix(
+                windows, times.hour.to_numpy()[WINDOW_HOURS - 1 :], horizon
+            )
+        di = discomfort_index(
+            group["temp_c"].to_numpy(dtype=float), group["humidity_pct"].to_numpy(dtype=float)
+        )
+        target = np.full(n, np.nan)
+        target[: n - horizon] = di[horizon:]
+        frame = pd.DataFrame(values, columns=names)
+        frame.insert(0, "station", station)
+        frame.insert(1, "time_utc", times)
+        frame.insert(2, "valid_at_utc", times + pd.Timedelta(hours=horizon))
+        frame["horizon_h"] = horizon
+        frame["di_target"] = target
+        frame["usable"] = np.isfinite(values[:, 0]) & np.isfinite(target)
+        frames.append(frame)
+    if not frames:
+        raise ValueError("clean weather is empty: no station to build features for")
+    return pd.concat(frames, ignore_index=True)

@@ -1,0 +1,1 @@
+"""Every side effect behind a `dg.ConfigurableResource`; `deployment.py` picks them."""
