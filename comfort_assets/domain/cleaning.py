@@ -227,4 +227,3 @@ def parse_measurements(frame: pd.DataFrame) -> pd.DataFrame:
     out["parse_error"] = errors.astype(str)
     out["time_utc"] = out["time_utc"].astype(UTC_NS)
     return out.reset_index(drop=True)
-

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 import numpy as np
 import numpy.typing as npt
@@ -10,7 +10,7 @@ import numpy.typing as npt
 from comfort_assets.domain.units import ArrayLike
 
 
-class DiscomfortBand(str, Enum):
+class DiscomfortBand(StrEnum):
     LOW = "low"
     NORMAL = "normal"
     HIGH = "high"

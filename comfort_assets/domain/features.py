@@ -152,7 +152,7 @@ def build_features(clean: pd.DataFrame, horizon: int = DEFAULT_HORIZON) -> pd.Da
     for station, group in clean.groupby("station", sort=True, observed=True):
         group = group.sort_values("time_utc")
         times = pd.DatetimeIndex(group["time_utc"])
-        if len(times) > 1 and (np.diff(times.asi8) != 3_600_000_000_000).any():
+        if len(times) > 1 and (times[1:] - times[:-1] != pd.Timedelta(hours=1)).any():
             raise ValueError(f"station {station}: time_utc is not a complete hourly grid")
         n = len(group)
         values = np.full((n, len(names)), np.nan)

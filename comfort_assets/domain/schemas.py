@@ -8,10 +8,9 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
+from comfort_assets.domain.cleaning import UTC_NS as UTC
 from comfort_assets.domain.cleaning import VALID_RANGES
 from comfort_assets.domain.features import HORIZONS, feature_names, required_features
-
-from comfort_assets.domain.cleaning import UTC_NS as UTC
 
 
 def _in_range(column: str) -> dict[str, float]:
@@ -80,7 +79,7 @@ class CleanWeather(pa.DataFrameModel):
 
     class Config:
         strict = True
-        unique = ["station", "time_utc"]
+        unique = ["station", "time_utc"]  # noqa: RUF012 (pandera config)
 
     @pa.dataframe_check(error="time_utc must form a complete hourly grid per station")
     def hourly_grid(cls, df: pd.DataFrame) -> bool:
@@ -106,9 +105,7 @@ def _feature_schema() -> pa.DataFrameSchema:
         "di_target": pa.Column(float, pa.Check.in_range(-60.0, 140.0), nullable=True),
         "usable": pa.Column(bool),
     }
-    columns.update(
-        {name: pa.Column(float, nullable=True) for name in feature_names()}
-    )
+    columns.update({name: pa.Column(float, nullable=True) for name in feature_names()})
     columns["di_now"] = pa.Column(float, pa.Check.in_range(-60.0, 140.0), nullable=True)
     return pa.DataFrameSchema(
         columns,
@@ -119,8 +116,10 @@ def _feature_schema() -> pa.DataFrameSchema:
                 error="usable rows must have every required feature",
             ),
             pa.Check(
-                lambda df: df["valid_at_utc"] - df["time_utc"]
-                == pd.to_timedelta(df["horizon_h"], unit="h"),
+                lambda df: (
+                    df["valid_at_utc"] - df["time_utc"]
+                    == pd.to_timedelta(df["horizon_h"], unit="h")
+                ),
                 error="valid_at_utc must be time_utc + horizon_h",
             ),
         ],
@@ -150,7 +149,9 @@ class ValidationReport:
         return "; ".join(lines)
 
 
-def validate(schema: pa.DataFrameSchema | type[pa.DataFrameModel], frame: pd.DataFrame) -> ValidationReport:
+def validate(
+    schema: pa.DataFrameSchema | type[pa.DataFrameModel], frame: pd.DataFrame
+) -> ValidationReport:
     """Run a schema lazily and summarise every failure per column and rule."""
     try:
         schema.validate(frame, lazy=True)

@@ -5,8 +5,6 @@ a UTC time window ``[start, end)``. Assets depend on `WeatherSource`; the deploy
 decides which one (bundled file, a CSV/Parquet file, KMA ASOS, Open-Meteo).
 """
 
-from __future__ import annotations
-
 import importlib.util
 from datetime import datetime
 from functools import lru_cache
@@ -48,8 +46,12 @@ def _in_window(raw: pd.DataFrame, start: datetime, end: datetime) -> pd.DataFram
     start_ts = start_ts.tz_localize("UTC") if start_ts.tz is None else start_ts
     end_ts = end_ts.tz_localize("UTC") if end_ts.tz is None else end_ts
     times = raw["time_utc"]
-    # unparsable times cannot be placed in a window; they travel with the first one
-    keep = ((times >= start_ts) & (times < end_ts)) | times.isna()
+    keep = (times >= start_ts) & (times < end_ts)
+    # a row with an unparsable time belongs to no window: it travels (once) with the window
+    # that holds the source's first valid hour, so cleaning still quarantines it
+    first = times.min()
+    if times.isna().any() and pd.notna(first) and start_ts <= first < end_ts:
+        keep |= times.isna()
     return raw.loc[keep].reset_index(drop=True)
 
 

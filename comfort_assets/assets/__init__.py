@@ -1,0 +1,1 @@
+"""Thin Dagster wiring around the domain core, one module per asset group."""

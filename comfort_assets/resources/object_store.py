@@ -1,0 +1,144 @@
+"""Object store: a local directory by default, S3 or any S3-compatible store in production.
+
+The model registry and the asset IO manager both sit on this one interface, so switching
+a deployment to S3 is a resource choice, not a code change.
+"""
+
+import os
+import tempfile
+from pathlib import Path
+
+import dagster as dg
+from dagster_aws.s3 import S3Resource
+
+
+class ObjectExistsError(FileExistsError):
+    """`create_exclusive` found the key already taken."""
+
+
+class ObjectStore(dg.ConfigurableResource):
+    """Keys are '/'-separated paths relative to the store's root."""
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        raise NotImplementedError
+
+    def create_exclusive(self, key: str, data: bytes) -> None:
+        """Write only if the key does not exist yet (raises `ObjectExistsError`); the
+        registry relies on it so that two concurrent runs never get the same version."""
+        raise NotImplementedError
+
+    def get_bytes(self, key: str) -> bytes:
+        raise NotImplementedError
+
+    def exists(self, key: str) -> bool:
+        raise NotImplementedError
+
+    def list_keys(self, prefix: str) -> list[str]:
+        raise NotImplementedError
+
+    def uri(self, key: str) -> str:
+        raise NotImplementedError
+
+
+class LocalObjectStore(ObjectStore):
+    """A directory on the local filesystem (default: `.comfort/store`)."""
+
+    root: str = ".comfort/store"
+
+    def _path(self, key: str) -> Path:
+        path = (Path(self.root) / key).resolve()
+        if Path(self.root).resolve() not in path.parents:
+            raise ValueError(f"object key {key!r} escapes the store root")
+        return path
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # write then rename: readers never see a half-written object
+        with tempfile.NamedTemporaryFile(dir=path.parent, delete=False, prefix=".tmp-") as tmp:
+            tmp.write(data)
+        os.replace(tmp.name, path)
+
+    def create_exclusive(self, key: str, data: bytes) -> None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError as err:
+            raise ObjectExistsError(key) from err
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+
+    def get_bytes(self, key: str) -> bytes:
+        path = self._path(key)
+        if not path.exists():
+            raise FileNotFoundError(f"no object {key!r} in {self.root}")
+        return path.read_bytes()
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).exists()
+
+    def list_keys(self, prefix: str) -> list[str]:
+        root = Path(self.root).resolve()
+        base = root / prefix
+        folder = base if base.is_dir() else base.parent
+        if not folder.exists():
+            return []
+        keys = (p.relative_to(root).as_posix() for p in folder.rglob("*") if p.is_file())
+        return sorted(k for k in keys if k.startswith(prefix) and "/.tmp-" not in k)
+
+    def uri(self, key: str) -> str:
+        return self._path(key).as_uri()
+
+
+class S3ObjectStore(ObjectStore):
+    """A bucket on S3 or an S3-compatible server (`s3.endpoint_url`), via dagster-aws."""
+
+    s3: S3Resource
+    bucket: str
+    prefix: str = "comfort-assets"
+
+    def _key(self, key: str) -> str:
+        return f"{self.prefix.strip('/')}/{key}" if self.prefix else key
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        self.s3.get_client().put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
+
+    def create_exclusive(self, key: str, data: bytes) -> None:
+        client = self.s3.get_client()
+        try:
+            client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, IfNoneMatch="*")
+        except client.exceptions.ClientError as err:
+            code = err.response.get("Error", {}).get("Code")
+            if code in {"PreconditionFailed", "ConditionalRequestConflict", "412"}:
+                raise ObjectExistsError(key) from err
+            raise
+
+    def get_bytes(self, key: str) -> bytes:
+        client = self.s3.get_client()
+        try:
+            response = client.get_object(Bucket=self.bucket, Key=self._key(key))
+        except client.exceptions.NoSuchKey as err:
+            raise FileNotFoundError(f"no object {key!r} in s3://{self.bucket}") from err
+        return response["Body"].read()
+
+    def exists(self, key: str) -> bool:
+        client = self.s3.get_client()
+        try:
+            client.head_object(Bucket=self.bucket, Key=self._key(key))
+        except client.exceptions.ClientError as err:
+            if err.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
+                return False
+            raise
+        return True
+
+    def list_keys(self, prefix: str) -> list[str]:
+        paginator = self.s3.get_client().get_paginator("list_objects_v2")
+        strip = len(self._key(""))
+        keys = []
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key(prefix)):
+            keys.extend(item["Key"][strip:] for item in page.get("Contents", []))
+        return sorted(keys)
+
+    def uri(self, key: str) -> str:
+        return f"s3://{self.bucket}/{self._key(key)}"

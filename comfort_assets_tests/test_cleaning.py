@@ -1,0 +1,175 @@
+"""The bundled file's real defects, and bad source files, each handled by name."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from comfort_assets.domain.cleaning import (
+    RAW_COLUMNS,
+    UnitsError,
+    clean_observations,
+    parse_measurements,
+)
+from comfort_assets.domain.schemas import CleanWeather, RawWeather, WeatherQuarantine, validate
+from comfort_assets.resources.weather import FileWeatherSource, SourceSchemaError
+
+START, END = pd.Timestamp("2013-01-01", tz="UTC"), pd.Timestamp("2014-01-01", tz="UTC")
+
+
+def test_bundled_file_is_read_whole_and_in_si_units(bundled_raw):
+    assert len(bundled_raw) == 26_115
+    assert bundled_raw.groupby("station").size().to_dict() == {
+        "EWR": 8703,
+        "JFK": 8706,
+        "LGA": 8706,
+    }
+    assert list(bundled_raw.columns) == list(RAW_COLUMNS)
+    assert bundled_raw["time_utc"].min() == pd.Timestamp("2013-01-01T06:00Z")
+    assert bundled_raw["time_utc"].max() == pd.Timestamp("2013-12-30T23:00Z")
+    # 100.04 °F is the year's maximum; 37.8 °C after conversion
+    assert bundled_raw["temp_c"].max() == pytest.approx((100.04 - 32) * 5 / 9)
+    assert validate(RawWeather, bundled_raw).passed
+
+
+def test_missing_values_of_the_bundled_file_stay_missing(bundled_raw):
+    missing = bundled_raw.isna().sum()
+    assert missing["wind_gust_ms"] == 20_778
+    assert missing["pressure_hpa"] == 2_729
+    assert missing["wind_dir_deg"] == 460
+    assert missing["wind_speed_ms"] == 4
+    assert missing["temp_c"] == missing["dewpoint_c"] == missing["humidity_pct"] == 1
+
+
+def test_impossible_wind_reading_is_quarantined_not_dropped(bundled_clean):
+    quarantine = bundled_clean.quarantine
+    row = quarantine[
+        (quarantine["station"] == "EWR")
+        & (quarantine["time_utc"] == pd.Timestamp("2013-02-12T08:00Z"))
+    ]
+    assert len(row) == 1
+    assert "wind_speed_ms" in row["reason"].iloc[0]
+    assert row["action"].iloc[0] == "value removed"
+    assert row["wind_speed_ms"].iloc[0] == pytest.approx(1048.36058 * 0.44704)
+    clean = bundled_clean.clean.set_index(["station", "time_utc"])
+    hour = clean.loc[("EWR", pd.Timestamp("2013-02-12T08:00Z"))]
+    # only the impossible value is removed (and filled from its neighbours), the hour stays
+    assert hour["observed"] and hour["interpolated"]
+    assert hour["wind_speed_ms"] < 30
+    assert pd.notna(hour["temp_c"])
+
+
+def test_clean_grid_fills_short_gaps_and_leaves_long_ones(bundled_clean):
+    clean = bundled_clean.clean
+    assert validate(CleanWeather, clean).passed
+    assert validate(WeatherQuarantine, bundled_clean.quarantine).passed
+    # 24–27 missing hours per station become grid rows; the two 5-hour holes per station stay gaps
+    not_observed = (~clean["observed"]).groupby(clean["station"]).sum().to_dict()
+    assert not_observed == {"EWR": 27, "JFK": 24, "LGA": 24}
+    gaps = clean[clean["gap"]].groupby("station").size().to_dict()
+    assert gaps == {"EWR": 10, "JFK": 10, "LGA": 10}
+    assert clean.loc[~clean["gap"], ["temp_c", "humidity_pct"]].notna().all().all()
+    assert clean["interpolated"].sum() > 0
+
+
+def _raw(rows: list[dict]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows)
+    for column in RAW_COLUMNS:
+        if column not in frame:
+            frame[column] = "" if column == "parse_error" else np.nan
+    return parse_measurements(frame)
+
+
+def test_duplicate_station_hours_are_quarantined_and_first_kept():
+    raw = _raw(
+        [
+            {"station": "S", "time_utc": "2013-07-01T00:00Z", "temp_c": 20, "humidity_pct": 50},
+            {"station": "S", "time_utc": "2013-07-01T00:00Z", "temp_c": 25, "humidity_pct": 50},
+            {"station": "S", "time_utc": "2013-07-01T01:00Z", "temp_c": 21, "humidity_pct": 50},
+        ]
+    )
+    result = clean_observations(raw)
+    assert len(result.clean) == 2
+    assert result.clean["temp_c"].iloc[0] == 20
+    assert result.quarantine["reason"].tolist() == ["duplicate station-hour (first kept)"]
+    assert result.quarantine["action"].tolist() == ["row dropped"]
+
+
+def test_unparsable_values_and_times_are_quarantined_with_the_column_named():
+    raw = _raw(
+        [
+            {"station": "S", "time_utc": "2013-07-01T00:00Z", "temp_c": "abc", "humidity_pct": 50},
+            {"station": "S", "time_utc": "not a time", "temp_c": 20, "humidity_pct": 50},
+            {"station": "S", "time_utc": "2013-07-01T01:00Z", "temp_c": 21, "humidity_pct": ""},
+        ]
+    )
+    result = clean_observations(raw)
+    reasons = result.quarantine.set_index("action")["reason"]
+    assert "temp_c=abc unparsable" in reasons["value removed"]
+    assert "time_utc" in reasons["row dropped"]
+    # an empty string is a missing value, not a parse error
+    assert len(result.quarantine) == 2
+    assert validate(WeatherQuarantine, result.quarantine).passed
+
+
+def _write(tmp_path, frame: pd.DataFrame, name: str = "obs.csv"):
+    path = tmp_path / name
+    if name.endswith(".parquet"):
+        frame.to_parquet(path)
+    else:
+        frame.to_csv(path, index=False)
+    return FileWeatherSource(path=str(path))
+
+
+def _good_file() -> pd.DataFrame:
+    hours = pd.date_range("2013-07-01", periods=48, freq="h", tz="UTC")
+    return pd.DataFrame(
+        {
+            "station": "S",
+            "time_utc": hours.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "temp_c": np.linspace(20, 30, 48),
+            "humidity_pct": 60.0,
+            "wind_speed_ms": 3.0,
+        }
+    )
+
+
+@pytest.mark.parametrize("suffix", ["csv", "parquet"])
+def test_si_file_source_round_trip(tmp_path, suffix):
+    source = _write(tmp_path, _good_file(), f"obs.{suffix}")
+    raw = source.fetch(pd.Timestamp("2013-07-01", tz="UTC"), pd.Timestamp("2013-07-02", tz="UTC"))
+    assert len(raw) == 24
+    assert validate(RawWeather, raw).passed
+    assert raw["temp_c"].iloc[0] == pytest.approx(20.0)
+
+
+def test_file_with_a_wrong_column_names_it(tmp_path):
+    source = _write(tmp_path, _good_file().rename(columns={"temp_c": "temp_f"}))
+    with pytest.raises(
+        SourceSchemaError, match=r"missing columns \['temp_c'\].*unknown columns \['temp_f'\]"
+    ):
+        source.fetch(START, END)
+
+
+def test_file_in_wrong_units_is_refused_by_name(tmp_path):
+    frame = _good_file()
+    frame["temp_c"] = frame["temp_c"] * 9 / 5 + 32 + 30  # Fahrenheit in a hot summer
+    with pytest.raises(UnitsError, match=r"temp_c.*wrong units"):
+        _write(tmp_path, frame).fetch(START, END)
+
+
+def test_file_with_duplicates_and_garbage_quarantines_them(tmp_path):
+    frame = _good_file()
+    frame = pd.concat([frame, frame.iloc[[5]]], ignore_index=True)
+    frame["humidity_pct"] = frame["humidity_pct"].astype(object)
+    frame.loc[10, "humidity_pct"] = "n/a"
+    raw = _write(tmp_path, frame).fetch(START, END)
+    result = clean_observations(raw)
+    assert result.quarantined_rows == 2
+    assert sorted(result.quarantine["action"]) == ["row dropped", "value removed"]
+    assert result.quarantine["reason"].str.contains("humidity_pct=n/a unparsable").any()
+    assert len(result.clean) == 48
+
+
+def test_missing_file_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        FileWeatherSource(path=str(tmp_path / "nope.csv")).fetch(START, END)

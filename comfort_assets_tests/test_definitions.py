@@ -1,0 +1,112 @@
+"""The Dagster wiring: graph shape, one-day runs, and checks that fail readably."""
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from comfort_assets.assets import ingestion
+from comfort_assets.definitions import ASSETS, defs
+from comfort_assets.resources.io_manager import ObjectStoreIOManager
+from comfort_assets.resources.object_store import LocalObjectStore
+from comfort_assets.resources.weather import BundledWeatherSource, WeatherSource
+
+EXPECTED_GROUPS = {
+    "raw_weather": "ingestion",
+    "clean_weather": "ingestion",
+    "weather_quarantine": "ingestion",
+    "comfort_features": "features",
+    "training_set": "features",
+    "validation_set": "features",
+    "holdout_set": "features",
+}
+
+
+def test_graph_snapshot():
+    graph = defs.resolve_asset_graph()
+    groups = {k.to_user_string(): graph.get(k).group_name for k in graph.get_all_asset_keys()}
+    assert {k: v for k, v in groups.items() if k in EXPECTED_GROUPS} == EXPECTED_GROUPS
+    checks = {f"{c.asset_key.to_user_string()}:{c.name}" for c in graph.asset_check_keys}
+    assert {
+        "raw_weather:schema",
+        "clean_weather:schema",
+        "weather_quarantine:schema",
+        "comfort_features:schema",
+        "holdout_set:chronological",
+    } <= checks
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        assert node.group_name, f"{key} has no group"
+        assert node.description, f"{key} has no description"
+
+
+def _resources(tmp_path, weather: WeatherSource | None = None) -> dict:
+    store = LocalObjectStore(root=str(tmp_path / "store"))
+    return {
+        "weather": weather or BundledWeatherSource(),
+        "object_store": store,
+        "io_manager": ObjectStoreIOManager(store=store),
+    }
+
+
+def test_one_day_of_ingestion(tmp_path):
+    with dg.instance_for_test() as instance:
+        result = dg.materialize(
+            ASSETS,
+            selection=dg.AssetSelection.groups("ingestion"),
+            partition_key="2013-07-01",
+            resources=_resources(tmp_path),
+            instance=instance,
+        )
+        assert result.success
+        clean = result.output_for_node("clean_weather", "clean_weather")
+        assert len(clean) == 72 and set(clean["station"]) == {"EWR", "JFK", "LGA"}
+        assert all(e.passed for e in result.get_asset_check_evaluations())
+        materialization = instance.get_latest_materialization_event(dg.AssetKey("raw_weather"))
+        assert materialization.asset_materialization.partition == "2013-07-01"
+        assert materialization.asset_materialization.metadata["dagster/row_count"].value == 72
+
+
+class BrokenSource(WeatherSource):
+    """A source that delivers text where numbers belong and forgets a column."""
+
+    def fetch(self, start, end) -> pd.DataFrame:
+        raw = BundledWeatherSource().fetch(start, end).drop(columns=["parse_error"])
+        raw["temp_c"] = raw["temp_c"].astype(object)
+        raw.loc[:4, "temp_c"] = "hot"
+        return raw
+
+
+def test_schema_failure_is_a_failed_blocking_check_with_a_readable_message(tmp_path):
+    with dg.instance_for_test() as instance:
+        result = dg.materialize(
+            ASSETS,
+            selection=dg.AssetSelection.groups("ingestion"),
+            partition_key="2013-07-01",
+            resources=_resources(tmp_path, BrokenSource()),
+            instance=instance,
+            raise_on_error=False,
+        )
+    evaluation = next(
+        e for e in result.get_asset_check_evaluations() if e.asset_key == dg.AssetKey("raw_weather")
+    )
+    assert not evaluation.passed
+    summary = evaluation.metadata["summary"].value
+    assert "temp_c" in summary and "5 row(s)" in summary and "hot" in summary
+    assert "parse_error" in summary
+    # blocking: nothing downstream is built from data that failed its contract
+    assert not result.success
+    assert not (tmp_path / "store" / "assets" / "clean_weather").exists()
+
+
+def test_partitions_cover_the_bundled_year():
+    keys = ingestion.WEATHER_PARTITIONS.get_partition_keys()
+    assert keys[0] == "2013-01-01" and keys[-1] == "2013-12-30" and len(keys) == 364
+
+
+@pytest.mark.parametrize("env", ["staging"])
+def test_unknown_environment_is_refused(monkeypatch, env):
+    from comfort_assets import deployment
+
+    monkeypatch.setenv("COMFORT_ENV", env)
+    with pytest.raises(ValueError, match="COMFORT_ENV"):
+        deployment.environment()

@@ -1,0 +1,112 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from comfort_assets.domain.comfort import discomfort_index
+from comfort_assets.domain.features import (
+    OBSERVED,
+    WINDOW_HOURS,
+    build_features,
+    feature_names,
+    window_feature_matrix,
+)
+
+
+def _series(hours: int = 200, station: str = "X", seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    t = np.arange(hours)
+    return pd.DataFrame(
+        {
+            "station": station,
+            "time_utc": pd.date_range("2013-06-01", periods=hours, freq="h", tz="UTC"),
+            "temp_c": 22 + 6 * np.sin(2 * np.pi * t / 24) + rng.normal(0, 0.5, hours),
+            "humidity_pct": np.clip(
+                60 + 20 * np.cos(2 * np.pi * t / 24) + rng.normal(0, 2, hours), 5, 100
+            ),
+            "pressure_hpa": 1010 + rng.normal(0, 1, hours),
+            "wind_speed_ms": np.abs(rng.normal(3, 1, hours)),
+        }
+    )
+
+
+@pytest.mark.parametrize("horizon", [1, 3, 6, 24])
+def test_target_is_di_at_t_plus_h(horizon):
+    series = _series()
+    features = build_features(series, horizon)
+    di = discomfort_index(series["temp_c"].to_numpy(), series["humidity_pct"].to_numpy())
+    assert np.allclose(features["di_target"].to_numpy()[:-horizon], di[horizon:])
+    assert features["di_target"].iloc[-horizon:].isna().all()
+    assert (features["valid_at_utc"] - features["time_utc"] == pd.Timedelta(hours=horizon)).all()
+    assert np.allclose(features["di_now"].dropna(), di[WINDOW_HOURS - 1 :])
+
+
+def test_features_at_t_use_nothing_after_t():
+    series = _series()
+    before = build_features(series, 3)
+    origin = 120
+    changed = series.copy()
+    changed.loc[origin + 1 :, ["temp_c", "humidity_pct", "pressure_hpa", "wind_speed_ms"]] += 7.0
+    after = build_features(changed, 3)
+    names = feature_names(3)
+    # every row up to and including the origin is unchanged; the target did change
+    pd.testing.assert_frame_equal(before.loc[:origin, names], after.loc[:origin, names])
+    assert not np.isclose(before.loc[origin, "di_target"], after.loc[origin, "di_target"])
+
+
+def test_first_rows_without_a_full_window_are_kept_but_not_usable():
+    features = build_features(_series(), 3)
+    assert not features.loc[: WINDOW_HOURS - 2, "usable"].any()
+    assert features.loc[WINDOW_HOURS - 1 : 200 - 4, "usable"].all()
+
+
+def test_gap_in_the_window_makes_the_row_unusable():
+    series = _series()
+    series.loc[100, "temp_c"] = np.nan
+    features = build_features(series, 3)
+    affected = features.loc[100 : 100 + WINDOW_HOURS - 1]
+    assert not affected["usable"].any()
+    assert features.loc[100 + WINDOW_HOURS, "usable"]
+
+
+def test_single_window_batch_and_series_paths_agree():
+    series = pd.concat([_series(station="A", seed=1), _series(station="B", seed=2)])
+    training = build_features(series, 6).set_index(["station", "time_utc"])
+    origins = [("A", 90), ("A", 150), ("B", 120)]
+    windows, hours, expected = [], [], []
+    for station, index in origins:
+        block = series[series["station"] == station].iloc[index - WINDOW_HOURS + 1 : index + 1]
+        windows.append({name: block[name].to_numpy() for name in OBSERVED})
+        stamp = block["time_utc"].iloc[-1]
+        hours.append(stamp.hour)
+        expected.append(training.loc[(station, stamp), feature_names(6)].to_numpy(dtype=float))
+    batch = window_feature_matrix(
+        {name: np.stack([w[name] for w in windows]) for name in OBSERVED}, np.array(hours), 6
+    )
+    for i, window in enumerate(windows):
+        single = window_feature_matrix(window, hours[i], 6)
+        assert np.allclose(single[0], expected[i], equal_nan=True)
+        assert np.allclose(batch[i], expected[i], equal_nan=True)
+
+
+def test_wrong_window_length_and_horizon_are_named():
+    with pytest.raises(ValueError, match="shape"):
+        window_feature_matrix({"temp_c": np.ones(10), "humidity_pct": np.ones(10)}, 0, 3)
+    with pytest.raises(ValueError, match="horizon"):
+        build_features(_series(), 5)
+
+
+def test_a_hole_in_the_time_grid_is_refused():
+    series = _series().drop(index=50)
+    with pytest.raises(ValueError, match="hourly grid"):
+        build_features(series, 3)
+
+
+def test_hotter_and_more_humid_window_never_lowers_current_di():
+    series = _series()
+    base = build_features(series, 3)
+    hotter = series.assign(
+        temp_c=series["temp_c"] + 2, humidity_pct=np.minimum(series["humidity_pct"] + 5, 100)
+    )
+    warm = build_features(hotter, 3)
+    usable = base["usable"]
+    assert (warm.loc[usable, "di_now"] >= base.loc[usable, "di_now"]).all()
