@@ -5,9 +5,9 @@ from __future__ import annotations
 import dagster as dg
 
 from comfort_assets import deployment
-from comfort_assets.assets import features, ingestion
+from comfort_assets.assets import evaluation, features, ingestion, training
 
-ASSET_MODULES = [ingestion, features]
+ASSET_MODULES = [ingestion, features, training, evaluation]
 ASSETS = dg.load_assets_from_modules(ASSET_MODULES)
 
 defs = dg.Definitions(

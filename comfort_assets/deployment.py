@@ -18,6 +18,8 @@ from dagster_aws.s3 import S3Resource
 
 from comfort_assets.resources.io_manager import ObjectStoreIOManager
 from comfort_assets.resources.object_store import LocalObjectStore, ObjectStore, S3ObjectStore
+from comfort_assets.resources.registry import ModelRegistry
+from comfort_assets.resources.tracking import ExperimentTracker
 from comfort_assets.resources.weather import BundledWeatherSource, WeatherSource
 
 ENVIRONMENTS = ("local", "production")
@@ -65,10 +67,25 @@ def weather_source() -> WeatherSource:
     )
 
 
+def tracker() -> ExperimentTracker:
+    """W&B offline unless ``WANDB_MODE``/``WANDB_API_KEY`` say otherwise."""
+    mode = os.environ.get("WANDB_MODE") or (
+        "online" if os.environ.get("WANDB_API_KEY") else "offline"
+    )
+    return ExperimentTracker(
+        mode=mode,
+        dir=str(comfort_home() / "wandb"),
+        project=os.environ.get("WANDB_PROJECT", "comfort-assets"),
+        entity=os.environ.get("WANDB_ENTITY"),
+    )
+
+
 def resources() -> dict[str, object]:
     store = object_store()
     return {
         "weather": weather_source(),
         "object_store": store,
         "io_manager": ObjectStoreIOManager(store=store),
+        "registry": ModelRegistry(store=store),
+        "tracker": tracker(),
     }

@@ -43,6 +43,16 @@ def discomfort_bands(di: npt.NDArray[np.float64]) -> npt.NDArray[np.object_]:
     return out
 
 
+def dewpoint_c(temp_c: ArrayLike, humidity_pct: ArrayLike) -> ArrayLike:
+    """Magnus formula (Alduchov & Eskridge constants), °C; humidity 0 gives -inf → NaN."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        gamma = np.log(np.asarray(humidity_pct, dtype=float) / 100.0) + 17.625 * temp_c / (
+            243.04 + temp_c
+        )
+        dew = 243.04 * gamma / (17.625 - gamma)
+    return np.where(np.isfinite(dew), dew, np.nan)
+
+
 def wind_chill(temp_c: ArrayLike, wind_speed_ms: ArrayLike) -> ArrayLike:
     """Environment Canada / NWS wind chill (°C); defined for Ta ≤ 10 °C and wind ≥ 4.8 km/h."""
     v = np.power(np.asarray(wind_speed_ms, dtype=float) * 3.6, 0.16)

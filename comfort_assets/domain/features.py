@@ -17,7 +17,7 @@ import numpy.typing as npt
 import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 
-from comfort_assets.domain.comfort import discomfort_index
+from comfort_assets.domain.comfort import dewpoint_c, discomfort_index
 
 HORIZONS: tuple[int, ...] = (1, 3, 6, 24)
 DEFAULT_HORIZON = 3
@@ -30,7 +30,7 @@ DI_CHANGE_LAGS: tuple[int, ...] = (1, 2, 3, 6, 12, 24)
 CYCLE_DAYS = (WINDOW_HOURS - 1) // 24
 #: Features that may be missing in a usable row (pressure and wind are often not reported).
 OPTIONAL_FEATURES: frozenset[str] = frozenset(
-    {"wind_speed_ms", "pressure_change_3h", "pressure_change_24h"}
+    {"wind_speed_ms", "wind_change_3h", "pressure_change_3h", "pressure_change_24h"}
 )
 
 
@@ -43,8 +43,17 @@ def feature_names(horizon: int = DEFAULT_HORIZON) -> list[str]:
         "humidity_pct",
         "wind_speed_ms",
         *(f"di_change_{k}h" for k in DI_CHANGE_LAGS),
+        "temp_change_1h",
         "temp_change_3h",
+        "temp_change_24h",
+        "humidity_change_1h",
         "humidity_change_3h",
+        "humidity_change_24h",
+        "dewpoint_c",
+        "dewpoint_change_3h",
+        "wind_change_3h",
+        "temp_max_24h",
+        "temp_min_24h",
         "pressure_change_3h",
         "pressure_change_24h",
         "di_mean_24h",
@@ -88,6 +97,7 @@ def feature_matrix(
     if temp.ndim != 2 or temp.shape[1] != WINDOW_HOURS:
         raise ValueError(f"windows must have shape (n, {WINDOW_HOURS}), got {temp.shape}")
     di = discomfort_index(temp, humidity)
+    dewpoint = dewpoint_c(temp, humidity)
     now = di[:, -1]
     last_day = di[:, -24:]
     # Yesterday's (and earlier days') change over the same hours the forecast spans.
@@ -103,8 +113,17 @@ def feature_matrix(
         humidity[:, -1],
         wind[:, -1],
         *(now - di[:, -1 - k] for k in DI_CHANGE_LAGS),
+        temp[:, -1] - temp[:, -2],
         temp[:, -1] - temp[:, -4],
+        temp[:, -1] - temp[:, -25],
+        humidity[:, -1] - humidity[:, -2],
         humidity[:, -1] - humidity[:, -4],
+        humidity[:, -1] - humidity[:, -25],
+        dewpoint[:, -1],
+        dewpoint[:, -1] - dewpoint[:, -4],
+        wind[:, -1] - wind[:, -4],
+        temp[:, -24:].max(axis=1) - temp[:, -1],
+        temp[:, -24:].min(axis=1) - temp[:, -1],
         pressure[:, -1] - pressure[:, -4],
         pressure[:, -1] - pressure[:, -25],
         last_day.mean(axis=1) - now,

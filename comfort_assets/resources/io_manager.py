@@ -64,12 +64,14 @@ class ObjectStoreIOManager(dg.ConfigurableIOManager):
     def _write(self, asset_key: dg.AssetKey, partition: str | None, obj: Any) -> None:
         if isinstance(obj, pd.DataFrame):
             self.store.put_bytes(self._key(asset_key, partition, "parquet"), to_parquet_bytes(obj))
-        elif isinstance(obj, dict | list):
-            data = json.dumps(obj, default=str, indent=1).encode()
-            self.store.put_bytes(self._key(asset_key, partition, "json"), data)
-        else:
-            data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
-            self.store.put_bytes(self._key(asset_key, partition, "pickle"), data)
+            return
+        try:
+            data, suffix = json.dumps(obj, indent=1).encode(), "json"
+        except TypeError:
+            # intermediate Python objects (fitted models between assets); the model
+            # registry, not this IO manager, keeps models in a safe format
+            data, suffix = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL), "pickle"
+        self.store.put_bytes(self._key(asset_key, partition, suffix), data)
 
     def load_input(self, context: dg.InputContext) -> Any:
         if context.has_asset_partitions:

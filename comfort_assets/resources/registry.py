@@ -1,0 +1,158 @@
+"""Model registry on the object store: ``models/weather-predictor-NNN/`` folders and a
+``models/champion.json`` pointer.
+
+A version is reserved with an exclusive create (``RESERVED``), so two concurrent runs never
+get the same name; its ``card.json`` (written last) records the sha256 of every file, which
+is checked on load. Promotion and rollback only move the pointer.
+"""
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import dagster as dg
+
+from comfort_assets.domain.modeling import ForecastModel
+from comfort_assets.domain.promotion import next_version, version_name, version_number
+from comfort_assets.resources.object_store import ObjectExistsError, ObjectStore
+
+CHAMPION_KEY = "champion.json"
+
+
+class ModelIntegrityError(RuntimeError):
+    """A stored model does not match the sha256 its card recorded."""
+
+
+class ModelNotFoundError(LookupError):
+    pass
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class ModelRegistry(dg.ConfigurableResource):
+    store: dg.ResourceDependency[ObjectStore]
+    prefix: str = "models"
+
+    def _key(self, *parts: str) -> str:
+        return "/".join([self.prefix, *parts])
+
+    def versions(self) -> list[str]:
+        """Every version with a complete card, oldest first."""
+        names = {
+            key.split("/")[-2]
+            for key in self.store.list_keys(self._key(""))
+            if key.endswith("/card.json")
+        }
+        return sorted(names, key=version_number)
+
+    def _reserve(self) -> str:
+        reserved = {
+            key.split("/")[-2]
+            for key in self.store.list_keys(self._key(""))
+            if key.endswith("/RESERVED")
+        }
+        candidate = next_version(reserved)
+        while True:
+            try:
+                self.store.create_exclusive(self._key(candidate, "RESERVED"), b"")
+                return candidate
+            except ObjectExistsError:
+                candidate = version_name(version_number(candidate) + 1)
+
+    def register(self, model: ForecastModel, card: dict[str, Any]) -> str:
+        """Store a model under the next free version name; returns the name."""
+        version = self._reserve()
+        files = model.to_files()
+        for name, data in files.items():
+            self.store.put_bytes(self._key(version, name), data)
+        full_card = {
+            **card,
+            "version": version,
+            "family": model.family,
+            "model_name": model.name,
+            "feature_names": model.feature_names,
+            "horizon_h": model.horizon_h,
+            "registered_at": datetime.now(UTC).isoformat(),
+            "sha256": {name: sha256(data) for name, data in files.items()},
+        }
+        self.store.put_bytes(
+            self._key(version, "card.json"), json.dumps(full_card, indent=1, default=str).encode()
+        )
+        return version
+
+    def card(self, version: str) -> dict[str, Any]:
+        version_number(version)
+        key = self._key(version, "card.json")
+        if not self.store.exists(key):
+            raise ModelNotFoundError(f"no registered model {version!r}")
+        return json.loads(self.store.get_bytes(key))
+
+    def load(self, version: str) -> tuple[ForecastModel, dict[str, Any]]:
+        """The model and its card; refuses files whose sha256 does not match the card."""
+        card = self.card(version)
+        files = {}
+        for name, expected in card["sha256"].items():
+            data = self.store.get_bytes(self._key(version, name))
+            actual = sha256(data)
+            if actual != expected:
+                raise ModelIntegrityError(
+                    f"{version}/{name}: sha256 {actual[:12]}… does not match the registered "
+                    f"{expected[:12]}…; refusing to load a model that changed after registration"
+                )
+            files[name] = data
+        return ForecastModel.from_files(files), card
+
+    # --- champion pointer -------------------------------------------------------------
+    def champion_pointer(self) -> dict[str, Any] | None:
+        key = self._key(CHAMPION_KEY)
+        return json.loads(self.store.get_bytes(key)) if self.store.exists(key) else None
+
+    def champion(self) -> str | None:
+        pointer = self.champion_pointer()
+        return pointer["version"] if pointer else None
+
+    def promote(self, version: str, reason: str = "") -> dict[str, Any]:
+        """Point the champion at ``version`` (a single atomic write)."""
+        self.card(version)  # must exist
+        pointer = self.champion_pointer() or {"version": None, "history": []}
+        history = [*pointer.get("history", [])]
+        if pointer.get("version") and pointer["version"] != version:
+            history.append(pointer["version"])
+        new = {
+            "version": version,
+            "history": history,
+            "reason": reason,
+            "updated_at": datetime.now(UTC).isoformat(),
+        }
+        self.store.put_bytes(self._key(CHAMPION_KEY), json.dumps(new, indent=1).encode())
+        return new
+
+    def rollback(self, version: str | None = None) -> dict[str, Any]:
+        """Move the pointer back: to ``version`` or to the previous champion."""
+        pointer = self.champion_pointer()
+        if not pointer:
+            raise ModelNotFoundError("there is no champion to roll back")
+        history = list(pointer.get("history", []))
+        if version is None:
+            if not history:
+                raise ModelNotFoundError(f"{pointer['version']} has no previous champion")
+            version = history.pop()
+        else:
+            self.card(version)
+            history = [v for v in history if v != version]
+        new = {
+            "version": version,
+            "history": history,
+            "reason": f"rollback from {pointer['version']}",
+            "updated_at": datetime.now(UTC).isoformat(),
+        }
+        self.store.put_bytes(self._key(CHAMPION_KEY), json.dumps(new, indent=1).encode())
+        return new
+
+    def put_report(self, version: str, name: str, data: bytes) -> str:
+        key = self._key(version, "reports", name)
+        self.store.put_bytes(key, data)
+        return self.store.uri(key)
