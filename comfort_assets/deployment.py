@@ -45,12 +45,15 @@ def weather_partitions() -> dg.DailyPartitionsDefinition:
     )
 
 
-def object_store() -> ObjectStore:
+def object_store(resolve_env: bool = False) -> ObjectStore:
+    """``resolve_env=True`` reads the environment now, for callers outside Dagster (the CLI,
+    the Bento service); Dagster resolves `dg.EnvVar` itself and shows the variable's name."""
     if environment() == "local":
         return LocalObjectStore(root=str(comfort_home() / "store"))
+    bucket = os.environ["COMFORT_S3_BUCKET"] if resolve_env else dg.EnvVar("COMFORT_S3_BUCKET")
     return S3ObjectStore(
         s3=S3Resource(endpoint_url=os.environ.get("AWS_ENDPOINT_URL_S3")),
-        bucket=dg.EnvVar("COMFORT_S3_BUCKET"),
+        bucket=bucket,
         prefix=os.environ.get("COMFORT_S3_PREFIX", "comfort-assets"),
     )
 
