@@ -9,13 +9,13 @@ import numpy as np
 import pandas as pd
 
 from comfort_assets import reporting
-from comfort_assets.assets.training import horizon_of, split_data
 from comfort_assets.domain.baselines import BASELINES
 from comfort_assets.domain.evaluation import breakdown, score_table
 from comfort_assets.domain.features import WINDOW_HOURS
 from comfort_assets.domain.metrics import rmse
-from comfort_assets.domain.modeling import ForecastModel, average
+from comfort_assets.domain.modeling import ForecastModel
 from comfort_assets.domain.promotion import decide_promotion
+from comfort_assets.domain.training import horizon_of, select_challenger, split_data
 from comfort_assets.resources.registry import ModelRegistry
 from comfort_assets.resources.tracking import ExperimentTracker
 
@@ -59,27 +59,11 @@ def evaluation_report(
 ) -> dg.Output[dict]:
     """Picks the challenger on validation (never on the holdout), then scores every model and
     baseline on the holdout: RMSE/MAE/bias/skill, per station, season, month and DI band."""
-    models: dict[str, ForecastModel] = candidate_models["models"]
-    by_family: dict[str, list[ForecastModel]] = {}
-    for model in models.values():
-        by_family.setdefault(model.family, []).append(model)
-    contenders = {
-        f"{family} (seed average)": average(group, family) for family, group in by_family.items()
-    }
-    contenders["xgboost (tuned)"] = tuned_model["model"]
-    validation, holdout = split_data(validation_set), split_data(holdout_set)
-    validation_rmse = {
-        name: rmse(validation.di_target, m.predict_di(validation.features, validation.di_now))
-        for name, m in contenders.items()
-    }
-    best_two = sorted(validation_rmse, key=validation_rmse.get)[:2]
-    contenders["ensemble"] = average([contenders[n] for n in best_two], "ensemble")
-    validation_rmse["ensemble"] = rmse(
-        validation.di_target,
-        contenders["ensemble"].predict_di(validation.features, validation.di_now),
+    challenger_name, contenders, validation_rmse = select_challenger(
+        candidate_models["models"], tuned_model["model"], validation_set
     )
-    challenger_name = min(validation_rmse, key=validation_rmse.get)
     challenger = contenders[challenger_name]
+    holdout = split_data(holdout_set)
 
     baselines = baseline_models[baseline_models["split"] == "holdout"]
     keyed = holdout_set[["station", "time_utc"]].merge(

@@ -1,29 +1,24 @@
 """Group `training`: baselines, candidate models over several seeds, hyper-parameter search
 and benchmarks; every model is measured against the naive baselines."""
 
-import time
-
 import dagster as dg
 import numpy as np
 import pandas as pd
 
 from comfort_assets.domain.baselines import BASELINES, attach_baselines, baseline_forecasts
 from comfort_assets.domain.features import feature_names
-from comfort_assets.domain.metrics import rmse, scores
-from comfort_assets.domain.modeling import FAMILIES, ForecastModel, TrainingData, fit_model
-from comfort_assets.domain.tuning import chronological_holdout, expanding_folds, search_plan
+from comfort_assets.domain.metrics import scores
+from comfort_assets.domain.modeling import FAMILIES, fit_model
+from comfort_assets.domain.training import horizon_of, search, split_data, train_candidates
+from comfort_assets.domain.tuning import (
+    DEFAULT_FOLDS,
+    DEFAULT_SEARCH_SPACE,
+    DEFAULT_TRIALS,
+    chronological_holdout,
+    expanding_folds,
+    search_plan,
+)
 from comfort_assets.resources.tracking import ExperimentTracker
-
-
-def horizon_of(frame: pd.DataFrame) -> int:
-    horizons = frame["horizon_h"].unique()
-    if len(horizons) != 1:
-        raise ValueError(f"a split must hold one horizon, found {sorted(horizons)}")
-    return int(horizons[0])
-
-
-def split_data(frame: pd.DataFrame) -> TrainingData:
-    return TrainingData.from_frame(frame, feature_names(horizon_of(frame)))
 
 
 def _md(frame: pd.DataFrame) -> dg.MetadataValue:
@@ -38,17 +33,11 @@ class CandidateConfig(dg.Config):
 
 class TuningConfig(dg.Config):
     search_type: str = "random"
-    n_trials: int = 4
+    n_trials: int = DEFAULT_TRIALS
     random_state: int = 0
-    n_folds: int = 2
+    n_folds: int = DEFAULT_FOLDS
     family: str = "xgboost"
-    search_space: dict[str, list[float]] = {
-        "max_depth": [4, 6, 8],
-        "learning_rate": [0.03, 0.05, 0.1],
-        "min_child_weight": [1, 5, 20],
-        "subsample": [0.7, 0.9],
-        "colsample_bytree": [0.6, 0.8, 1.0],
-    }
+    search_space: dict[str, list[float]] = DEFAULT_SEARCH_SPACE
 
 
 class BenchmarkConfig(dg.Config):
@@ -106,47 +95,37 @@ def candidate_models(
 ) -> dg.Output[dict]:
     """Ridge, random forest and XGBoost on the DI change, one model per family and seed;
     XGBoost stops early on the validation split."""
-    horizon = horizon_of(training_set)
-    names = feature_names(horizon)
-    train, validation = split_data(training_set), split_data(validation_set)
-    models: dict[str, ForecastModel] = {}
-    table = []
     with tracker.run("candidate_models", "train", config.model_dump()) as run:
-        for family in config.families:
-            for seed in config.random_states:
-                started = time.perf_counter()
-                model = fit_model(family, train, validation, names, horizon, seed=seed)
-                score = rmse(
-                    validation.di_target, model.predict_di(validation.features, validation.di_now)
-                )
-                seconds = time.perf_counter() - started
-                models[model.name] = model
-                table.append(
-                    {
-                        "model": model.name,
-                        "family": family,
-                        "seed": seed,
-                        "validation_rmse": score,
-                        "fit_seconds": seconds,
-                    }
-                )
-                run.log({f"{family}/validation_rmse": score, f"{family}/seed": seed})
-                context.log.info(f"{model.name}: validation RMSE {score:.4f} ({seconds:.1f} s)")
-        frame = pd.DataFrame(table)
+
+        def on_fit(row: dict) -> None:
+            run.log(
+                {
+                    f"{row['family']}/validation_rmse": row["validation_rmse"],
+                    f"{row['family']}/seed": row["seed"],
+                }
+            )
+            context.log.info(
+                f"{row['model']}: validation RMSE {row['validation_rmse']:.4f} "
+                f"({row['fit_seconds']:.1f} s)"
+            )
+
+        models, table = train_candidates(
+            training_set, validation_set, config.families, config.random_states, on_fit
+        )
         by_family = (
-            frame.groupby("family")["validation_rmse"]
+            table.groupby("family")["validation_rmse"]
             .agg(["mean", "std", "min", "max"])
             .reset_index()
         )
-        run.log_table("candidates", frame)
+        run.log_table("candidates", table)
         run.summary({f"{r.family}_validation_rmse_mean": r.mean for r in by_family.itertuples()})
         run_url = run.url
     return dg.Output(
-        {"models": models, "table": frame, "wandb_run": run_url},
+        {"models": models, "table": table, "wandb_run": run_url},
         metadata={
-            "candidates": _md(frame),
+            "candidates": _md(table),
             "seed_variance": _md(by_family),
-            "best_validation_rmse": dg.MetadataValue.float(float(frame["validation_rmse"].min())),
+            "best_validation_rmse": dg.MetadataValue.float(float(table["validation_rmse"].min())),
             "wandb_run": dg.MetadataValue.text(run_url),
         },
     )
@@ -162,83 +141,45 @@ def tuned_model(
 ) -> dg.Output[dict]:
     """Random or grid search scored by time-ordered folds over training + validation (each
     fold trains on the past and tests on the next block); every trial is recorded."""
-    horizon = horizon_of(training_set)
-    names = feature_names(horizon)
     plan = search_plan(
         config.search_space, config.search_type, config.n_trials, config.random_state
     )
-    pool = pd.concat([training_set, validation_set], ignore_index=True)
-    data = split_data(pool)
-    folds = expanding_folds(
-        pool["time_utc"], config.n_folds, min_train_fraction=0.6, embargo_hours=horizon
-    )
-    trials = []
     with tracker.run("tuned_model", "tune", config.model_dump()) as run:
-        for number, params in enumerate(plan):
-            params = {
-                k: (int(v) if k in {"max_depth", "n_estimators"} else v) for k, v in params.items()
-            }
-            fold_scores = []
-            for train_index, test_index in folds:
-                train = TrainingData(
-                    data.features[train_index], data.change[train_index], data.di_now[train_index]
-                )
-                test = TrainingData(
-                    data.features[test_index], data.change[test_index], data.di_now[test_index]
-                )
-                model = fit_model(
-                    config.family, train, test, names, horizon, config.random_state, params
-                )
-                fold_scores.append(
-                    rmse(test.di_target, model.predict_di(test.features, test.di_now))
-                )
-            trial = {
-                "trial": number,
-                **params,
-                "cv_rmse": float(np.mean(fold_scores)),
-                "cv_std": float(np.std(fold_scores)),
-            }
-            trials.append(trial)
+
+        def on_trial(trial: dict) -> None:
             run.log(trial)
-            context.log.info(f"trial {number}: {params} → CV RMSE {trial['cv_rmse']:.4f}")
-        table = pd.DataFrame(trials).sort_values("cv_rmse")
-        best = {k: v for k, v in table.iloc[0].items() if k in config.search_space}
-        best = {
-            k: (int(v) if k in {"max_depth", "n_estimators"} else float(v)) for k, v in best.items()
-        }
-        model = fit_model(
+            context.log.info(f"trial {trial['trial']}: CV RMSE {trial['cv_rmse']:.4f} {trial}")
+
+        result = search(
+            training_set,
+            validation_set,
+            plan,
             config.family,
-            split_data(training_set),
-            split_data(validation_set),
-            names,
-            horizon,
+            config.n_folds,
             config.random_state,
-            best,
+            on_trial,
         )
-        validation = split_data(validation_set)
-        score = rmse(validation.di_target, model.predict_di(validation.features, validation.di_now))
-        run.log_table("trials", table)
+        run.log_table("trials", result.trials)
         run.summary(
             {
-                "best_cv_rmse": float(table["cv_rmse"].iloc[0]),
-                "validation_rmse": score,
-                **{f"best/{k}": v for k, v in best.items()},
+                "best_cv_rmse": float(result.trials["cv_rmse"].iloc[0]),
+                "validation_rmse": result.validation_rmse,
+                **{f"best/{k}": v for k, v in result.best_params.items()},
             }
         )
         run_url = run.url
     return dg.Output(
         {
-            "model": model,
-            "trials": table,
-            "best_params": best,
-            "validation_rmse": score,
+            "model": result.model,
+            "trials": result.trials,
+            "best_params": result.best_params,
             "wandb_run": run_url,
         },
         metadata={
             "search_type": config.search_type,
-            "trials": _md(table),
-            "best_params": dg.MetadataValue.json(best),
-            "validation_rmse": dg.MetadataValue.float(score),
+            "trials": _md(result.trials),
+            "best_params": dg.MetadataValue.json(result.best_params),
+            "validation_rmse": dg.MetadataValue.float(result.validation_rmse),
             "wandb_run": dg.MetadataValue.text(run_url),
         },
     )
@@ -280,8 +221,11 @@ def benchmark_report(
             # the last tenth of the training block stops XGBoost early; the test block is never seen
             cut = int(len(train_index) * 0.9)
             fit_index, stop_index = train_index[:cut], train_index[cut:]
-            pick = lambda ix: TrainingData(data.features[ix], data.change[ix], data.di_now[ix])  # noqa: E731
-            fit, stop, test = pick(fit_index), pick(stop_index), pick(test_index)
+            fit, stop, test = (
+                data.subset(fit_index),
+                data.subset(stop_index),
+                data.subset(test_index),
+            )
             fitted = [
                 fit_model(f, fit, stop, names, horizon, config.random_state)
                 for f in config.families

@@ -66,6 +66,9 @@ class TrainingData:
     def di_target(self) -> npt.NDArray[np.float64]:
         return self.di_now + self.change
 
+    def subset(self, index: npt.NDArray[np.intp]) -> TrainingData:
+        return TrainingData(self.features[index], self.change[index], self.di_now[index])
+
 
 @dataclass
 class ForecastModel:

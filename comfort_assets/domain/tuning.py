@@ -10,6 +10,17 @@ import numpy as np
 import pandas as pd
 
 SEARCH_TYPES = ("random", "grid")
+#: The default XGBoost search space; the default plan draws a few points so the whole
+#: graph stays inside its time budget (`comfort tune --n-trials 30` searches more).
+DEFAULT_SEARCH_SPACE: dict[str, list[float]] = {
+    "max_depth": [4, 6, 8],
+    "learning_rate": [0.03, 0.05, 0.1],
+    "min_child_weight": [1, 5, 20],
+    "subsample": [0.7, 0.9],
+    "colsample_bytree": [0.6, 0.8, 1.0],
+}
+DEFAULT_TRIALS = 4
+DEFAULT_FOLDS = 2
 
 
 def search_plan(
