@@ -4,10 +4,13 @@ import dagster as dg
 import pandas as pd
 import pytest
 
+from comfort_assets import deployment
 from comfort_assets.assets import ingestion
 from comfort_assets.definitions import ASSETS, defs
 from comfort_assets.resources.io_manager import ObjectStoreIOManager
 from comfort_assets.resources.object_store import LocalObjectStore
+from comfort_assets.resources.registry import ModelRegistry
+from comfort_assets.resources.tracking import ExperimentTracker
 from comfort_assets.resources.weather import BundledWeatherSource, WeatherSource
 
 EXPECTED_GROUPS = {
@@ -18,6 +21,12 @@ EXPECTED_GROUPS = {
     "training_set": "features",
     "validation_set": "features",
     "holdout_set": "features",
+    "baseline_models": "training",
+    "candidate_models": "training",
+    "tuned_model": "training",
+    "benchmark_report": "training",
+    "evaluation_report": "evaluation",
+    "champion_model": "evaluation",
 }
 
 
@@ -32,6 +41,7 @@ def test_graph_snapshot():
         "weather_quarantine:schema",
         "comfort_features:schema",
         "holdout_set:chronological",
+        "champion_model:promotion",
     } <= checks
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
@@ -40,11 +50,15 @@ def test_graph_snapshot():
 
 
 def _resources(tmp_path, weather: WeatherSource | None = None) -> dict:
+    """The deployment's resources, with storage in ``tmp_path`` and tracking off."""
     store = LocalObjectStore(root=str(tmp_path / "store"))
     return {
+        **deployment.resources(),
         "weather": weather or BundledWeatherSource(),
         "object_store": store,
         "io_manager": ObjectStoreIOManager(store=store),
+        "registry": ModelRegistry(store=store),
+        "tracker": ExperimentTracker(mode="disabled"),
     }
 
 
