@@ -12,7 +12,7 @@ from comfort_assets.domain.features import (
 )
 
 
-def _series(hours: int = 200, station: str = "X", seed: int = 0) -> pd.DataFrame:
+def _series(hours: int = 300, station: str = "X", seed: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     t = np.arange(hours)
     return pd.DataFrame(
@@ -25,6 +25,7 @@ def _series(hours: int = 200, station: str = "X", seed: int = 0) -> pd.DataFrame
             ),
             "pressure_hpa": 1010 + rng.normal(0, 1, hours),
             "wind_speed_ms": np.abs(rng.normal(3, 1, hours)),
+            "wind_dir_deg": rng.uniform(0, 360, hours),
         }
     )
 
@@ -43,9 +44,9 @@ def test_target_is_di_at_t_plus_h(horizon):
 def test_features_at_t_use_nothing_after_t():
     series = _series()
     before = build_features(series, 3)
-    origin = 120
+    origin = WINDOW_HOURS + 50
     changed = series.copy()
-    changed.loc[origin + 1 :, ["temp_c", "humidity_pct", "pressure_hpa", "wind_speed_ms"]] += 7.0
+    changed.loc[origin + 1 :, list(OBSERVED)] += 7.0
     after = build_features(changed, 3)
     names = feature_names(3)
     # every row up to and including the origin is unchanged; the target did change
@@ -56,7 +57,7 @@ def test_features_at_t_use_nothing_after_t():
 def test_first_rows_without_a_full_window_are_kept_but_not_usable():
     features = build_features(_series(), 3)
     assert not features.loc[: WINDOW_HOURS - 2, "usable"].any()
-    assert features.loc[WINDOW_HOURS - 1 : 200 - 4, "usable"].all()
+    assert features.loc[WINDOW_HOURS - 1 : len(features) - 4, "usable"].all()
 
 
 def test_gap_in_the_window_makes_the_row_unusable():
@@ -71,7 +72,7 @@ def test_gap_in_the_window_makes_the_row_unusable():
 def test_single_window_batch_and_series_paths_agree():
     series = pd.concat([_series(station="A", seed=1), _series(station="B", seed=2)])
     training = build_features(series, 6).set_index(["station", "time_utc"])
-    origins = [("A", 90), ("A", 150), ("B", 120)]
+    origins = [("A", WINDOW_HOURS + 3), ("A", 250), ("B", 180)]
     windows, hours, expected = [], [], []
     for station, index in origins:
         block = series[series["station"] == station].iloc[index - WINDOW_HOURS + 1 : index + 1]
@@ -110,3 +111,12 @@ def test_hotter_and_more_humid_window_never_lowers_current_di():
     warm = build_features(hotter, 3)
     usable = base["usable"]
     assert (warm.loc[usable, "di_now"] >= base.loc[usable, "di_now"]).all()
+
+
+def test_optional_observations_may_be_absent_but_required_ones_may_not():
+    series = _series().drop(columns=["wind_dir_deg", "pressure_hpa"])
+    features = build_features(series, 3)
+    assert features["usable"].sum() > 0
+    assert features["wind_u"].isna().all() and features["pressure_change_3h"].isna().all()
+    with pytest.raises(ValueError, match="humidity_pct"):
+        build_features(_series().drop(columns=["humidity_pct"]), 3)

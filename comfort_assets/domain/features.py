@@ -22,15 +22,34 @@ from comfort_assets.domain.comfort import dewpoint_c, discomfort_index
 HORIZONS: tuple[int, ...] = (1, 3, 6, 24)
 DEFAULT_HORIZON = 3
 #: Hours of history a forecast needs, ending at (and including) the origin t.
-WINDOW_HOURS = 72
-#: Observations the features are built from; pressure and wind may be missing.
-OBSERVED: tuple[str, ...] = ("temp_c", "humidity_pct", "pressure_hpa", "wind_speed_ms")
+#: Four days back plus the origin hour: the daily-cycle features reach DI(t − 96 h).
+WINDOW_HOURS = 97
+#: Observations the features are built from; pressure and wind may be missing (but a model
+#: served without wind direction loses about a third of its edge at h = 3).
+OBSERVED: tuple[str, ...] = (
+    "temp_c",
+    "humidity_pct",
+    "pressure_hpa",
+    "wind_speed_ms",
+    "wind_dir_deg",
+)
 REQUIRED: tuple[str, ...] = ("temp_c", "humidity_pct")
 DI_CHANGE_LAGS: tuple[int, ...] = (1, 2, 3, 6, 12, 24)
 CYCLE_DAYS = (WINDOW_HOURS - 1) // 24
 #: Features that may be missing in a usable row (pressure and wind are often not reported).
 OPTIONAL_FEATURES: frozenset[str] = frozenset(
-    {"wind_speed_ms", "wind_change_3h", "pressure_change_3h", "pressure_change_24h"}
+    {
+        "wind_speed_ms",
+        "wind_change_3h",
+        "pressure_change_3h",
+        "pressure_change_24h",
+        "wind_u",
+        "wind_v",
+        "wind_u_mean_3h",
+        "wind_v_mean_3h",
+        "wind_u_change_3h",
+        "wind_v_change_3h",
+    }
 )
 
 
@@ -62,6 +81,13 @@ def feature_names(horizon: int = DEFAULT_HORIZON) -> list[str]:
         "di_min_24h",
         "di_cycle_1d",
         "di_cycle_mean",
+        "di_cycle_level",
+        "wind_u",
+        "wind_v",
+        "wind_u_mean_3h",
+        "wind_v_mean_3h",
+        "wind_u_change_3h",
+        "wind_v_change_3h",
         "hour_sin",
         "hour_cos",
         "valid_hour_sin",
@@ -94,6 +120,9 @@ def feature_matrix(
     humidity = np.asarray(windows["humidity_pct"], dtype=float)
     pressure = np.asarray(windows["pressure_hpa"], dtype=float)
     wind = np.asarray(windows["wind_speed_ms"], dtype=float)
+    direction = np.deg2rad(np.asarray(windows["wind_dir_deg"], dtype=float))
+    # wind vector (towards which the air moves): sea breezes and fronts show in it
+    wind_u, wind_v = -wind * np.sin(direction), -wind * np.cos(direction)
     if temp.ndim != 2 or temp.shape[1] != WINDOW_HOURS:
         raise ValueError(f"windows must have shape (n, {WINDOW_HOURS}), got {temp.shape}")
     di = discomfort_index(temp, humidity)
@@ -101,10 +130,9 @@ def feature_matrix(
     now = di[:, -1]
     last_day = di[:, -24:]
     # Yesterday's (and earlier days') change over the same hours the forecast spans.
-    cycles = np.stack(
-        [di[:, -1 - 24 * d + horizon] - di[:, -1 - 24 * d] for d in range(1, CYCLE_DAYS + 1)],
-        axis=1,
-    )
+    days = range(1, CYCLE_DAYS + 1)
+    cycles = np.stack([di[:, -1 - 24 * d + horizon] - di[:, -1 - 24 * d] for d in days], axis=1)
+    valid_hour_levels = np.stack([di[:, -1 - 24 * d + horizon] for d in days], axis=1)
     hour = np.asarray(origin_hour_utc, dtype=float)
     valid_hour = (hour + horizon) % 24
     columns = [
@@ -132,6 +160,13 @@ def feature_matrix(
         last_day.min(axis=1) - now,
         cycles[:, 0],
         cycles.mean(axis=1),
+        valid_hour_levels.mean(axis=1) - now,
+        wind_u[:, -1],
+        wind_v[:, -1],
+        wind_u[:, -3:].mean(axis=1),
+        wind_v[:, -3:].mean(axis=1),
+        wind_u[:, -1] - wind_u[:, -4],
+        wind_v[:, -1] - wind_v[:, -4],
         np.sin(2 * np.pi * hour / 24),
         np.cos(2 * np.pi * hour / 24),
         np.sin(2 * np.pi * valid_hour / 24),
@@ -158,6 +193,15 @@ def window_feature_matrix(
     return feature_matrix(windows, np.atleast_1d(np.asarray(origin_hour_utc, dtype=float)), horizon)
 
 
+def _column(frame: pd.DataFrame, name: str) -> npt.NDArray[np.float64]:
+    """A required observation must be there; an optional one may be absent (all missing)."""
+    if name in frame:
+        return frame[name].to_numpy(dtype=float)
+    if name in REQUIRED:
+        raise ValueError(f"observations lack the required column {name!r}")
+    return np.full(len(frame), np.nan)
+
+
 def build_features(clean: pd.DataFrame, horizon: int = DEFAULT_HORIZON) -> pd.DataFrame:
     """Training path: features and target DI(t+h) for every hour of every station.
 
@@ -177,8 +221,7 @@ def build_features(clean: pd.DataFrame, horizon: int = DEFAULT_HORIZON) -> pd.Da
         values = np.full((n, len(names)), np.nan)
         if n >= WINDOW_HOURS:
             windows = {
-                name: sliding_window_view(group[name].to_numpy(dtype=float), WINDOW_HOURS)
-                for name in OBSERVED
+                name: sliding_window_view(_column(group, name), WINDOW_HOURS) for name in OBSERVED
             }
             values[WINDOW_HOURS - 1 :] = feature_matrix(
                 windows, times.hour.to_numpy()[WINDOW_HOURS - 1 :], horizon

@@ -34,13 +34,14 @@ DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
         "max_samples": 0.5,
     },
     "xgboost": {
-        "n_estimators": 2000,
-        "learning_rate": 0.05,
+        "n_estimators": 3000,
+        "learning_rate": 0.03,
         "max_depth": 6,
         "min_child_weight": 5,
         "subsample": 0.8,
-        "colsample_bytree": 0.8,
-        "early_stopping_rounds": 40,
+        "colsample_bytree": 0.5,
+        "reg_lambda": 10.0,
+        "early_stopping_rounds": 50,
     },
 }
 
