@@ -27,7 +27,7 @@ from pydantic import PrivateAttr
 
 from comfort_assets.domain import units
 from comfort_assets.domain.cleaning import RAW_COLUMNS, parse_measurements
-from comfort_assets.resources.weather import WeatherSource
+from comfort_assets.resources.weather import WeatherSource, as_utc
 
 #: KMA publishes times in Korea Standard Time, which has had no daylight saving since 1988.
 KST_OFFSET = timedelta(hours=9)
@@ -73,12 +73,6 @@ def _concat_raw(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
     if not frames:
         return _empty_raw()
     return pd.concat(frames, ignore_index=True).loc[:, list(RAW_COLUMNS)]
-
-
-def _as_utc(moment: datetime) -> pd.Timestamp:
-    """Naive datetimes are taken as UTC, like the other sources do."""
-    ts = pd.Timestamp(moment)
-    return ts.tz_localize("UTC") if ts.tz is None else ts.tz_convert("UTC")
 
 
 def _local_times_to_utc(text: pd.Series, fmt: str, offset: timedelta, field: str) -> pd.Series:
@@ -281,7 +275,7 @@ class KmaAsosWeatherSource(_HttpWeatherSource):
     def fetch(self, start: datetime, end: datetime) -> pd.DataFrame:
         if not 1 <= self.page_size <= KMA_MAX_PAGE_SIZE:
             raise ValueError(f"page_size must be in 1..{KMA_MAX_PAGE_SIZE}, got {self.page_size}")
-        start_ts, end_ts = _as_utc(start), _as_utc(end)
+        start_ts, end_ts = as_utc(start), as_utc(end)
         hours = _hour_range_kst(start_ts, end_ts)
         if hours is None:
             return _empty_raw()
@@ -451,7 +445,7 @@ class OpenMeteoWeatherSource(_HttpWeatherSource):
     base_url: str = "https://archive-api.open-meteo.com/v1/archive"
 
     def fetch(self, start: datetime, end: datetime) -> pd.DataFrame:
-        start_ts, end_ts = _as_utc(start), _as_utc(end)
+        start_ts, end_ts = as_utc(start), as_utc(end)
         if end_ts <= start_ts:
             return _empty_raw()
         last_day = end_ts - pd.Timedelta(1, "ns")

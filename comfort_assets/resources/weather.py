@@ -41,10 +41,14 @@ def nycflights_weather_path() -> Path:
     return Path(spec.origin).parent / "data" / "weather.csv"
 
 
+def as_utc(moment: datetime) -> pd.Timestamp:
+    """Naive datetimes are taken as UTC, as Dagster's partition windows are."""
+    stamp = pd.Timestamp(moment)
+    return stamp.tz_localize("UTC") if stamp.tz is None else stamp.tz_convert("UTC")
+
+
 def _in_window(raw: pd.DataFrame, start: datetime, end: datetime) -> pd.DataFrame:
-    start_ts, end_ts = pd.Timestamp(start), pd.Timestamp(end)
-    start_ts = start_ts.tz_localize("UTC") if start_ts.tz is None else start_ts
-    end_ts = end_ts.tz_localize("UTC") if end_ts.tz is None else end_ts
+    start_ts, end_ts = as_utc(start), as_utc(end)
     times = raw["time_utc"]
     keep = (times >= start_ts) & (times < end_ts)
     # a row with an unparsable time belongs to no window: it travels (once) with the window
