@@ -45,6 +45,12 @@ def weather_partitions() -> dg.DailyPartitionsDefinition:
     )
 
 
+def executor() -> dg.ExecutorDefinition:
+    """In process locally: a fresh process per step costs ~3 s here, more than most steps
+    (STACK.md). Production steps are heavier and isolated: one process each."""
+    return dg.in_process_executor if environment() == "local" else dg.multiprocess_executor
+
+
 def object_store(resolve_env: bool = False) -> ObjectStore:
     """``resolve_env=True`` reads the environment now, for callers outside Dagster (the CLI,
     the Bento service); Dagster resolves `dg.EnvVar` itself and shows the variable's name."""

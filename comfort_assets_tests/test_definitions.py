@@ -43,6 +43,8 @@ def test_graph_snapshot():
         "holdout_set:chronological",
         "champion_model:promotion",
     } <= checks
+    assert {job.name for job in defs.jobs} >= {"ingestion_job", "retraining_job"}
+    assert {s.name for s in defs.schedules} == {"ingestion_job_schedule", "monthly_retraining"}
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
         assert node.group_name, f"{key} has no group"
