@@ -5,9 +5,9 @@ from __future__ import annotations
 import dagster as dg
 
 from comfort_assets import automation, deployment
-from comfort_assets.assets import evaluation, features, ingestion, training
+from comfort_assets.assets import evaluation, features, ingestion, serving, training
 
-ASSET_MODULES = [ingestion, features, training, evaluation]
+ASSET_MODULES = [ingestion, features, training, evaluation, serving]
 ASSETS = dg.load_assets_from_modules(ASSET_MODULES)
 
 defs = dg.Definitions(

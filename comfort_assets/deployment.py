@@ -18,6 +18,7 @@ from dagster_aws.s3 import S3Resource
 
 from comfort_assets.resources.io_manager import ObjectStoreIOManager
 from comfort_assets.resources.object_store import LocalObjectStore, ObjectStore, S3ObjectStore
+from comfort_assets.resources.prediction_store import PredictionStore
 from comfort_assets.resources.registry import ModelRegistry
 from comfort_assets.resources.tracking import ExperimentTracker
 from comfort_assets.resources.weather import BundledWeatherSource, WeatherSource
@@ -64,6 +65,19 @@ def object_store(resolve_env: bool = False) -> ObjectStore:
     )
 
 
+def prediction_store(resolve_env: bool = False) -> PredictionStore:
+    """A SQLite file under ``COMFORT_HOME`` locally; ``COMFORT_PREDICTION_DB_URL`` (e.g.
+    ``postgresql://user@host/db``) in production."""
+    if environment() == "local":
+        return PredictionStore(url=f"sqlite:///{comfort_home() / 'predictions.db'}")
+    url = (
+        os.environ["COMFORT_PREDICTION_DB_URL"]
+        if resolve_env
+        else dg.EnvVar("COMFORT_PREDICTION_DB_URL")
+    )
+    return PredictionStore(url=url)
+
+
 def weather_source() -> WeatherSource:
     if environment() == "local":
         return BundledWeatherSource()
@@ -97,4 +111,5 @@ def resources() -> dict[str, object]:
         "io_manager": ObjectStoreIOManager(store=store),
         "registry": ModelRegistry(store=store),
         "tracker": tracker(),
+        "prediction_store": prediction_store(),
     }

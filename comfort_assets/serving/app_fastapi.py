@@ -1,0 +1,85 @@
+"""Plain FastAPI apps for `bench/serving.py`: the Bento service's yardsticks, not a product.
+
+Both call the same `Forecaster` as the Bento (champion, XGBoost, group-commit logging) once
+per request, without adaptive batching:
+
+    uvicorn --factory comfort_assets.serving.app_fastapi:fast_app --workers 1
+    uvicorn --factory comfort_assets.serving.app_fastapi:naive_app --workers 1
+
+`naive_app` builds each request's features with pandas (`build_features` on a one-station
+DataFrame), the seed project's way; `fast_app` uses the NumPy window builder.
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+from fastapi import FastAPI, Response
+from pydantic import BaseModel, Field, TypeAdapter
+
+from comfort_assets.domain.features import OBSERVED, WINDOW_HOURS, build_features, feature_names
+from comfort_assets.serving.core import Forecaster
+from comfort_assets.serving.schemas import Forecast, ForecastRequest
+
+_FORECASTS = TypeAdapter(list[Forecast])
+
+
+class PredictBody(BaseModel):
+    """The Bento's `/predict` body: ``{"requests": [...]}``."""
+
+    requests: list[ForecastRequest] = Field(min_length=1, max_length=1024)
+
+
+def pandas_features(requests: Sequence[ForecastRequest], horizon: int) -> npt.NDArray:
+    """The naive path: one DataFrame per request through the training-table builder."""
+    rows = []
+    for request in requests:
+        hours = pd.date_range(end=request.observed_until, periods=WINDOW_HOURS, freq="h")
+        frame = pd.DataFrame({"station": request.station, "time_utc": hours})
+        for name in OBSERVED:
+            values = getattr(request.observations, name)
+            frame[name] = np.nan if values is None else np.array(values, dtype=float)
+        built = build_features(frame, horizon)
+        rows.append(built[feature_names(horizon)].iloc[-1].to_numpy(dtype=float))
+    return np.vstack(rows)
+
+
+def _app(naive: bool) -> FastAPI:
+    forecaster = Forecaster.from_environment()
+    features = pandas_features if naive else None
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        forecaster.close()
+
+    app = FastAPI(
+        title="comfort forecast (naive pandas)" if naive else "comfort forecast", lifespan=lifespan
+    )
+
+    @app.post("/predict")
+    async def predict(body: PredictBody) -> Response:
+        forecasts, rows = forecaster.forecast(body.requests, features)
+        if forecaster.writer is not None:
+            await forecaster.writer.write(rows)
+        return Response(_FORECASTS.dump_json(forecasts), media_type="application/json")
+
+    @app.get("/readyz")
+    async def ready() -> Response:
+        return Response("\n")
+
+    gc.freeze()
+    return app
+
+
+def fast_app() -> FastAPI:
+    return _app(naive=False)
+
+
+def naive_app() -> FastAPI:
+    return _app(naive=True)

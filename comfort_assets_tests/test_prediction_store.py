@@ -1,0 +1,126 @@
+"""The prediction store on SQLite and on the real local PostgreSQL, and its group commit."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from comfort_assets.resources.prediction_store import (
+    PredictionStore,
+    PredictionWriter,
+    normalise_url,
+)
+
+POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def _postgres_reachable() -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", 5432), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request, tmp_path) -> Iterator[PredictionStore]:
+    if request.param == "sqlite":
+        yield PredictionStore(url=f"sqlite:///{tmp_path / 'sub' / 'predictions.db'}")
+        return
+    if not _postgres_reachable():
+        pytest.skip("PostgreSQL is not running on 127.0.0.1:5432 (CI starts it)")
+    table = f"predictions_test_{uuid.uuid4().hex[:12]}"
+    pg = PredictionStore(url=POSTGRES_URL, table=table)
+    yield pg
+    pg.schema.drop(pg.engine, checkfirst=True)
+
+
+def row(i: int = 0, **overrides) -> dict:
+    now = datetime.now(UTC)
+    return {
+        "id": uuid.uuid4().hex,
+        "created_at": now,
+        "station": "JFK",
+        "valid_at": now + timedelta(hours=3),
+        "horizon_h": 3,
+        "model_version": "weather-predictor-001",
+        "features": {"di_now": 70.0 + i, "wind_u": None},
+        "prediction": 71.5 + i,
+        **overrides,
+    }
+
+
+def test_insert_get_read_round_trip(store):
+    store.create()
+    rows = [row(i) for i in range(3)]
+    store.insert(rows)
+    assert store.count() == 3
+    got = store.get(rows[1]["id"])
+    assert got["prediction"] == 72.5 and got["features"] == {"di_now": 71.0, "wind_u": None}
+    assert got["actual_di"] is None and got["rating"] is None
+    frame = store.read()
+    assert list(frame["id"]) == [r["id"] for r in rows]
+    assert str(frame["created_at"].dt.tz) == "UTC"
+    assert store.get("missing") is None
+
+
+def test_feedback_is_idempotent_and_unknown_ids_are_none(store):
+    store.create()
+    r = row()
+    store.insert([r])
+    first = store.record_feedback(r["id"], actual_di=73.0)
+    second = store.record_feedback(r["id"], actual_di=73.0)
+    assert first["actual_di"] == second["actual_di"] == 73.0
+    rated = store.record_feedback(r["id"], rating=2)
+    assert rated["actual_di"] == 73.0 and rated["rating"] == 2
+    assert store.record_feedback("missing", actual_di=70.0) is None
+    with pytest.raises(ValueError, match="actual_di and/or rating"):
+        store.record_feedback(r["id"])
+
+
+def test_group_commit_keeps_every_row_under_concurrency(store):
+    writer = PredictionWriter(store)
+    try:
+        with ThreadPoolExecutor(16) as pool:
+            futures = list(pool.map(lambda i: writer.submit([row(i), row(i)]), range(400)))
+        for future in futures:
+            future.result(timeout=30)
+    finally:
+        writer.close()
+    assert store.count() == 800
+
+
+def test_a_failed_commit_is_reported_to_every_waiting_request(store):
+    writer = PredictionWriter(store)
+    duplicate = row()
+    try:
+        asyncio.run(writer.write([duplicate]))
+        with pytest.raises(IntegrityError):
+            asyncio.run(writer.write([row(), dict(duplicate)]))
+        asyncio.run(writer.write([row()]))  # the writer survives a failed batch
+    finally:
+        writer.close()
+    assert store.count() == 2
+
+
+def test_sqlite_runs_in_wal_mode(tmp_path):
+    store = PredictionStore(url=f"sqlite:///{tmp_path / 'p.db'}")
+    store.create()
+    with store.engine.connect() as connection:
+        assert connection.execute(sa.text("PRAGMA journal_mode")).scalar() == "wal"
+
+
+def test_urls_and_table_names():
+    assert normalise_url("postgresql://u@h/db") == "postgresql+psycopg://u@h/db"
+    assert normalise_url("postgres://u@h/db") == "postgresql+psycopg://u@h/db"
+    assert normalise_url("sqlite:///x.db") == "sqlite:///x.db"
+    with pytest.raises(ValueError, match="identifier"):
+        _ = PredictionStore(url="sqlite://", table="x; drop table y").schema

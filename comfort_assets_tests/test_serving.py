@@ -1,0 +1,261 @@
+"""The Bento service through a real `bentoml serve` on 127.0.0.1 (one server per session)."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+
+from comfort_assets.domain.comfort import discomfort_band
+from comfort_assets.domain.features import OBSERVED, REQUIRED, WINDOW_HOURS, build_features
+from comfort_assets.resources.prediction_store import PredictionStore
+from comfort_assets.serving.core import request_payload
+from comfort_assets_tests.serving_fixtures import bento_server, register_champion, registry_at
+
+pytestmark = pytest.mark.slow
+
+ORIGIN = pd.Timestamp("2013-07-01T15:00", tz="UTC")
+
+
+@pytest.fixture(scope="session")
+def serving_clean(bundled_clean) -> pd.DataFrame:
+    return bundled_clean.clean
+
+
+@pytest.fixture(scope="session")
+def serving_home(tmp_path_factory, serving_clean) -> Path:
+    home = tmp_path_factory.mktemp("serving-home")
+    register_champion(home, serving_clean, seed=0)
+    return home
+
+
+@pytest.fixture(scope="session")
+def server(serving_home) -> Iterator[str]:
+    with bento_server(serving_home, COMFORT_RELOAD_SECONDS="0.5") as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def client(server) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server, timeout=30) as http:
+        yield http
+
+
+@pytest.fixture(scope="session")
+def store(serving_home) -> PredictionStore:
+    return PredictionStore(url=f"sqlite:///{serving_home / 'predictions.db'}")
+
+
+@pytest.fixture(scope="session")
+def body(serving_clean) -> dict[str, Any]:
+    return request_payload(serving_clean, "JFK", ORIGIN)
+
+
+def served_version(client: httpx.Client) -> str:
+    return client.post("/model_info", json={}).json()["version"]
+
+
+def test_single_request_is_forecast_and_logged(client, body, store, serving_home, serving_clean):
+    response = client.post("/predict", json={"requests": [body]})
+    assert response.status_code == 200, response.text
+    (forecast,) = response.json()
+    version = served_version(client)
+    assert forecast["model_version"] == version
+    assert forecast["station"] == "JFK" and forecast["horizon_h"] == 3
+    assert pd.Timestamp(forecast["valid_at"]) == ORIGIN + pd.Timedelta(hours=3)
+    assert forecast["band"] == discomfort_band(forecast["di_forecast"]).value
+
+    # the same number as the training path: build_features on the table, the champion's model
+    model, _ = registry_at(serving_home).load(version)
+    table = build_features(serving_clean[serving_clean["station"] == "JFK"])
+    row = table[table["time_utc"] == ORIGIN]
+    expected = model.predict_di(
+        row[model.feature_names].to_numpy(dtype=float), row["di_now"].to_numpy()
+    )
+    assert forecast["di_forecast"] == pytest.approx(float(expected[0]), abs=1e-4)
+
+    logged = store.get(forecast["prediction_id"])
+    assert logged is not None
+    assert logged["model_version"] == version and logged["station"] == "JFK"
+    assert logged["prediction"] == pytest.approx(forecast["di_forecast"])
+    assert logged["features"]["di_now"] == pytest.approx(float(row["di_now"].iloc[0]))
+    assert logged["actual_di"] is None and logged["rating"] is None
+
+
+def test_batch_request_keeps_order(client, serving_clean):
+    origins = [ORIGIN + pd.Timedelta(hours=k) for k in range(0, 30, 6)]
+    stations = ["EWR", "JFK", "LGA", "JFK", "EWR"]
+    bodies = [request_payload(serving_clean, s, t) for s, t in zip(stations, origins, strict=True)]
+    response = client.post("/predict", json={"requests": bodies})
+    assert response.status_code == 200, response.text
+    forecasts = response.json()
+    assert [f["station"] for f in forecasts] == stations
+    assert [pd.Timestamp(f["observed_until"]) for f in forecasts] == origins
+    assert len({f["prediction_id"] for f in forecasts}) == len(bodies)
+    singles = [
+        client.post("/predict", json={"requests": [b]}).json()[0]["di_forecast"] for b in bodies
+    ]
+    assert np.allclose([f["di_forecast"] for f in forecasts], singles)
+
+
+def test_optional_observations_may_be_missing(client, body):
+    request = copy.deepcopy(body)
+    for name in OBSERVED:
+        if name not in REQUIRED:
+            request["observations"].pop(name)
+    response = client.post("/predict", json={"requests": [request]})
+    assert response.status_code == 200, response.text
+    assert np.isfinite(response.json()[0]["di_forecast"])
+
+
+def _set(path: tuple[str, ...], value: Any) -> Callable[[dict], None]:
+    def mutate(request: dict) -> None:
+        target = request
+        for key in path[:-1]:
+            target = target[key]
+        target[path[-1]] = value
+
+    return mutate
+
+
+def _set_hour(name: str, hour: int, value: Any) -> Callable[[dict], None]:
+    return lambda request: request["observations"][name].__setitem__(hour, value)
+
+
+def _scale(name: str, factor: float) -> Callable[[dict], None]:
+    def mutate(request: dict) -> None:
+        values = request["observations"][name]
+        request["observations"][name] = [None if v is None else v * factor for v in values]
+
+    return mutate
+
+
+def _truncate(request: dict) -> None:
+    request["observations"]["temp_c"] = request["observations"]["temp_c"][-24:]
+
+
+BAD_INPUTS = {
+    "too few hours": (_truncate, "temp_c", "too few hours"),
+    "gap": (_set_hour("humidity_pct", 10, None), "humidity_pct", "gap"),
+    "out of range (°F)": (_set_hour("temp_c", 50, 95.0), "temp_c", "°F"),
+    "non-numeric": (_set_hour("temp_c", 3, "warm"), "temp_c", "valid number"),
+    "unknown station": (_set(("station",), "ZZZ"), "station", "unknown station"),
+    "wrong units (kPa)": (_scale("pressure_hpa", 0.1), "pressure_hpa", "kPa"),
+    "wrong units (fraction)": (_scale("humidity_pct", 0.01), "humidity_pct", "fraction"),
+    "missing required": (
+        lambda r: r["observations"].pop("temp_c"),
+        "temp_c",
+        "Field required",
+    ),
+    "wrong horizon": (_set(("horizon_h",), 24), "horizon_h", "3 h ahead"),
+    "not on the hour": (
+        _set(("observed_until",), "2013-07-01T15:30:00Z"),
+        "observed_until",
+        "on the hour",
+    ),
+    "unknown field": (
+        _set(("observations", "temp_f"), [70.0] * WINDOW_HOURS),
+        "temp_f",
+        "Extra inputs",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_bad_input_is_a_4xx_naming_field_and_reason(client, body, case):
+    mutate, field, reason = BAD_INPUTS[case]
+    request = copy.deepcopy(body)
+    mutate(request)
+    good = copy.deepcopy(body)
+    response = client.post("/predict", json={"requests": [good, request]})
+    assert 400 <= response.status_code < 500, response.text
+    (error,) = response.json()["detail"]
+    assert error["loc"][:2] == ["requests", 1]
+    assert field in error["loc"], error
+    assert reason in error["msg"], error
+
+
+def test_malformed_bodies_are_4xx(client):
+    assert client.post("/predict", json={"requests": []}).status_code == 400
+    assert client.post("/predict", json={}).status_code == 400
+    response = client.post(
+        "/predict", content=b"{not json", headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 400
+
+
+def test_feedback_round_trip_is_idempotent_and_404s_unknown_ids(client, body, store):
+    prediction_id = client.post("/predict", json={"requests": [body]}).json()[0]["prediction_id"]
+    feedback = {"prediction_id": prediction_id, "actual_di": 74.2}
+    first = client.post("/feedback", json=feedback)
+    second = client.post("/feedback", json=feedback)
+    assert first.status_code == second.status_code == 200, first.text
+    assert first.json()["actual_di"] == second.json()["actual_di"] == 74.2
+    rated = client.post("/feedback", json={"prediction_id": prediction_id, "rating": 4})
+    assert rated.status_code == 200
+    row = store.get(prediction_id)
+    assert row["actual_di"] == 74.2 and row["rating"] == 4 and row["feedback_at"] is not None
+
+    unknown = client.post("/feedback", json={"prediction_id": "nope", "actual_di": 70.0})
+    assert unknown.status_code == 404 and "nope" in unknown.text
+    empty = client.post("/feedback", json={"prediction_id": prediction_id})
+    assert empty.status_code == 400 and "actual_di" in empty.text
+    bad_rating = client.post("/feedback", json={"prediction_id": prediction_id, "rating": 9})
+    assert bad_rating.status_code == 400 and "rating" in bad_rating.text
+
+
+def test_model_info_and_bentoml_endpoints(client, serving_home):
+    info = client.post("/model_info", json={}).json()
+    registry = registry_at(serving_home)
+    assert info["version"] == registry.champion()
+    assert info["stations"] == ["EWR", "JFK", "LGA"] and info["window_hours"] == WINDOW_HOURS
+    assert "holdout_rmse" in info["metrics"] and info["training_window"]["start"] == "2013-01-05"
+    assert client.get("/livez").status_code == 200
+    assert client.get("/readyz").status_code == 200
+    metrics = client.get("/metrics")
+    assert metrics.status_code == 200 and "bentoml_service_request" in metrics.text
+
+
+def test_2000_concurrent_requests_give_2000_rows(server, body, store):
+    before = store.count()
+
+    async def send_all() -> list[httpx.Response]:
+        in_flight = asyncio.Semaphore(32)  # 32 concurrent clients; a timeout starts at sending
+        async with httpx.AsyncClient(base_url=server, timeout=60) as http:
+
+            async def send() -> httpx.Response:
+                async with in_flight:
+                    return await http.post("/predict", json={"requests": [body]})
+
+            return await asyncio.gather(*(send() for _ in range(2000)))
+
+    responses = asyncio.run(send_all())
+    statuses = Counter(r.status_code for r in responses)
+    assert statuses == {200: 2000}, statuses
+    ids = {r.json()[0]["prediction_id"] for r in responses}
+    assert len(ids) == 2000
+    assert store.count() == before + 2000
+    # every acknowledged id is in the store (not just the right number of rows)
+    logged = set(store.read()["id"])
+    assert ids <= logged
+
+
+def test_champion_change_reaches_the_running_service(client, body, serving_home, serving_clean):
+    before = served_version(client)
+    new = register_champion(serving_home, serving_clean, seed=1, trees=30)
+    assert new != before
+    deadline = time.monotonic() + 30
+    while served_version(client) != new:
+        assert time.monotonic() < deadline, "the service did not pick up the new champion"
+        time.sleep(0.2)
+    forecast = client.post("/predict", json={"requests": [body]}).json()[0]
+    assert forecast["model_version"] == new
