@@ -37,18 +37,21 @@ REQUIRED: tuple[str, ...] = ("temp_c", "humidity_pct")
 DI_CHANGE_LAGS: tuple[int, ...] = (1, 2, 3, 6, 12, 24)
 CYCLE_DAYS = (WINDOW_HOURS - 1) // 24
 #: Features that may be missing in a usable row (pressure and wind are often not reported).
+WIND_VECTOR_FEATURES: tuple[str, ...] = (
+    "wind_u",
+    "wind_v",
+    "wind_u_mean_3h",
+    "wind_v_mean_3h",
+    "wind_u_change_3h",
+    "wind_v_change_3h",
+)
 OPTIONAL_FEATURES: frozenset[str] = frozenset(
     {
         "wind_speed_ms",
         "wind_change_3h",
         "pressure_change_3h",
         "pressure_change_24h",
-        "wind_u",
-        "wind_v",
-        "wind_u_mean_3h",
-        "wind_v_mean_3h",
-        "wind_u_change_3h",
-        "wind_v_change_3h",
+        *WIND_VECTOR_FEATURES,
     }
 )
 
@@ -82,12 +85,7 @@ def feature_names(horizon: int = DEFAULT_HORIZON) -> list[str]:
         "di_cycle_1d",
         "di_cycle_mean",
         "di_cycle_level",
-        "wind_u",
-        "wind_v",
-        "wind_u_mean_3h",
-        "wind_v_mean_3h",
-        "wind_u_change_3h",
-        "wind_v_change_3h",
+        *WIND_VECTOR_FEATURES,
         "hour_sin",
         "hour_cos",
         "valid_hour_sin",
