@@ -20,3 +20,8 @@ def table_metadata(
         metadata["stations"] = dg.MetadataValue.text(", ".join(stations[:20]))
     metadata["preview"] = dg.MetadataValue.md(frame.head(5).to_markdown(index=False))
     return metadata
+
+
+def markdown_table(frame: pd.DataFrame) -> dg.MetadataValue:
+    """A score table as Markdown metadata, four decimals."""
+    return dg.MetadataValue.md(frame.to_markdown(index=False, floatfmt=".4f"))

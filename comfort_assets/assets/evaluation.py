@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from comfort_assets import reporting
+from comfort_assets.assets.common import markdown_table
 from comfort_assets.domain.baselines import BASELINES
 from comfort_assets.domain.evaluation import breakdown, score_table
 from comfort_assets.domain.features import WINDOW_HOURS
@@ -42,10 +43,6 @@ def code_version() -> str:
     except (OSError, subprocess.SubprocessError):
         commit = ""
     return f"{package}+{commit}" if commit else package
-
-
-def _md(frame: pd.DataFrame) -> dg.MetadataValue:
-    return dg.MetadataValue.md(frame.to_markdown(index=False, floatfmt=".4f"))
 
 
 @dg.asset(group_name="evaluation", kinds={"pandas", "wandb"})
@@ -132,8 +129,8 @@ def evaluation_report(
             "challenger": challenger_name,
             "holdout_rmse": dg.MetadataValue.float(float(challenger_scores["rmse"])),
             "skill_vs_persistence": dg.MetadataValue.float(float(challenger_scores["skill"])),
-            "holdout_scores": _md(table),
-            "by_station_season_month_band": _md(details),
+            "holdout_scores": markdown_table(table),
+            "by_station_season_month_band": markdown_table(details),
             "plots": dg.MetadataValue.md(
                 "\n\n".join(reporting.markdown_image(png, name) for name, png in plots.items())
             ),

@@ -5,6 +5,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
+from comfort_assets.assets.common import markdown_table
 from comfort_assets.domain.baselines import BASELINES, attach_baselines, baseline_forecasts
 from comfort_assets.domain.features import feature_names
 from comfort_assets.domain.metrics import scores
@@ -19,10 +20,6 @@ from comfort_assets.domain.tuning import (
     search_plan,
 )
 from comfort_assets.resources.tracking import ExperimentTracker
-
-
-def _md(frame: pd.DataFrame) -> dg.MetadataValue:
-    return dg.MetadataValue.md(frame.to_markdown(index=False, floatfmt=".4f"))
 
 
 class CandidateConfig(dg.Config):
@@ -75,7 +72,7 @@ def baseline_models(
         out,
         metadata={
             "horizon_h": horizon,
-            "scores": _md(summary),
+            "scores": markdown_table(summary),
             **{
                 f"holdout_{r.baseline}_rmse": dg.MetadataValue.float(r.rmse)
                 for r in summary.itertuples()
@@ -123,8 +120,8 @@ def candidate_models(
     return dg.Output(
         {"models": models, "table": table, "wandb_run": run_url},
         metadata={
-            "candidates": _md(table),
-            "seed_variance": _md(by_family),
+            "candidates": markdown_table(table),
+            "seed_variance": markdown_table(by_family),
             "best_validation_rmse": dg.MetadataValue.float(float(table["validation_rmse"].min())),
             "wandb_run": dg.MetadataValue.text(run_url),
         },
@@ -177,7 +174,7 @@ def tuned_model(
         },
         metadata={
             "search_type": config.search_type,
-            "trials": _md(result.trials),
+            "trials": markdown_table(result.trials),
             "best_params": dg.MetadataValue.json(result.best_params),
             "validation_rmse": dg.MetadataValue.float(result.validation_rmse),
             "wandb_run": dg.MetadataValue.text(run_url),
@@ -252,8 +249,8 @@ def benchmark_report(
     return dg.Output(
         report,
         metadata={
-            "rmse_by_split": _md(pivot),
-            "report": _md(report),
+            "rmse_by_split": markdown_table(pivot),
+            "report": markdown_table(report),
             "wandb_run": dg.MetadataValue.text(run_url),
         },
     )

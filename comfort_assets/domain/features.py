@@ -36,7 +36,6 @@ OBSERVED: tuple[str, ...] = (
 REQUIRED: tuple[str, ...] = ("temp_c", "humidity_pct")
 DI_CHANGE_LAGS: tuple[int, ...] = (1, 2, 3, 6, 12, 24)
 CYCLE_DAYS = (WINDOW_HOURS - 1) // 24
-#: Features that may be missing in a usable row (pressure and wind are often not reported).
 WIND_VECTOR_FEATURES: tuple[str, ...] = (
     "wind_u",
     "wind_v",
@@ -45,6 +44,7 @@ WIND_VECTOR_FEATURES: tuple[str, ...] = (
     "wind_u_change_3h",
     "wind_v_change_3h",
 )
+#: Features that may be missing in a usable row (pressure and wind are often not reported).
 OPTIONAL_FEATURES: frozenset[str] = frozenset(
     {
         "wind_speed_ms",
