@@ -43,8 +43,8 @@ def materialize(selection: str, run_config: dict[str, Any] | None = None) -> boo
     command: the champion stands, and the blocking check kept the loser from going on."""
     import dagster as dg
 
-    from comfort_assets.assets.ingestion import WEATHER_PARTITIONS
     from comfort_assets.definitions import ASSETS, defs
+    from comfort_assets.defs.ingestion.assets import WEATHER_PARTITIONS
 
     keys = WEATHER_PARTITIONS.get_partition_keys()
     started = time.perf_counter()

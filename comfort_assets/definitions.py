@@ -1,20 +1,24 @@
-"""The one `Definitions` of the code location."""
+"""The one `Definitions` of the code location: everything under `comfort_assets/defs/`,
+discovered the way `dg` projects are (`dg check defs`, `dg list defs`, `dg dev`)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import dagster as dg
 
-from comfort_assets import automation, deployment
-from comfort_assets.assets import evaluation, features, ingestion, serving, training
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
-ASSET_MODULES = [ingestion, features, training, evaluation, serving]
-ASSETS = dg.load_assets_from_modules(ASSET_MODULES)
 
-defs = dg.Definitions(
-    assets=ASSETS,
-    asset_checks=dg.load_asset_checks_from_modules(ASSET_MODULES),
-    jobs=automation.JOBS,
-    schedules=automation.SCHEDULES,
-    resources=deployment.resources(),
-    executor=deployment.executor(),
-)
+def load() -> dg.Definitions:
+    if (PROJECT_ROOT / "pyproject.toml").exists():
+        return dg.load_from_defs_folder(project_root=PROJECT_ROOT)
+    # installed without the checkout (a wheel): the same folder, found by its module
+    import comfort_assets.defs
+
+    return dg.components.load_defs(comfort_assets.defs)
+
+
+defs = load()
+#: every asset of the graph, for `dg.materialize` in the CLI and tests
+ASSETS = list(defs.assets or [])

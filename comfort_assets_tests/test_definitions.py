@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 
 from comfort_assets import deployment
-from comfort_assets.assets import ingestion
 from comfort_assets.definitions import ASSETS, defs
+from comfort_assets.defs.ingestion import assets as ingestion
 from comfort_assets.resources.io_manager import ObjectStoreIOManager
 from comfort_assets.resources.object_store import LocalObjectStore
 from comfort_assets.resources.registry import ModelRegistry

@@ -99,7 +99,7 @@ def test_batched_numpy_and_per_request_pandas_features_agree(home, clean):
 
 @pytest.mark.slow
 def test_bento_asset_builds_a_bento_that_serves_the_champion(home, clean, monkeypatch):
-    from comfort_assets.assets.serving import bento
+    from comfort_assets.defs.serving.assets import bento
 
     monkeypatch.setenv("COMFORT_HOME", str(home))
     monkeypatch.setenv("BENTOML_HOME", str(home / "bentoml"))

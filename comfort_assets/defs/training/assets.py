@@ -5,7 +5,6 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from comfort_assets.assets.common import markdown_table
 from comfort_assets.domain.baselines import BASELINES, attach_baselines, baseline_forecasts
 from comfort_assets.domain.features import feature_names
 from comfort_assets.domain.metrics import scores
@@ -19,6 +18,7 @@ from comfort_assets.domain.tuning import (
     expanding_folds,
     search_plan,
 )
+from comfort_assets.metadata import markdown_table
 from comfort_assets.resources.tracking import ExperimentTracker
 
 

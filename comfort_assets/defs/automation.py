@@ -3,7 +3,7 @@ with `dagster schedule start` where a daemon runs."""
 
 import dagster as dg
 
-from comfort_assets.assets.ingestion import WEATHER_PARTITIONS
+from comfort_assets.defs.ingestion.assets import WEATHER_PARTITIONS
 
 ingestion_job = dg.define_asset_job(
     "ingestion_job",

@@ -3,11 +3,11 @@
 import dagster as dg
 import pandas as pd
 
-from comfort_assets.assets.common import table_metadata
 from comfort_assets.checks import schema_check, schema_spec
 from comfort_assets.domain.features import DEFAULT_HORIZON, build_features, check_horizon
 from comfort_assets.domain.schemas import COMFORT_FEATURES
 from comfort_assets.domain.splits import SplitWindows, chronological_split
+from comfort_assets.metadata import table_metadata
 
 
 class FeatureConfig(dg.Config):

@@ -3,11 +3,11 @@
 import dagster as dg
 import pandas as pd
 
-from comfort_assets.assets.common import table_metadata
 from comfort_assets.checks import schema_check, schema_spec
 from comfort_assets.deployment import weather_partitions
 from comfort_assets.domain.cleaning import clean_observations
 from comfort_assets.domain.schemas import CleanWeather, RawWeather, WeatherQuarantine
+from comfort_assets.metadata import table_metadata
 from comfort_assets.resources.weather import WeatherSource
 
 WEATHER_PARTITIONS = weather_partitions()

@@ -9,7 +9,6 @@ import numpy as np
 import pandas as pd
 
 from comfort_assets import reporting
-from comfort_assets.assets.common import markdown_table
 from comfort_assets.domain.baselines import BASELINES
 from comfort_assets.domain.evaluation import breakdown, score_table
 from comfort_assets.domain.features import WINDOW_HOURS
@@ -17,6 +16,7 @@ from comfort_assets.domain.metrics import rmse
 from comfort_assets.domain.modeling import ForecastModel
 from comfort_assets.domain.promotion import decide_promotion
 from comfort_assets.domain.training import horizon_of, select_challenger, split_data
+from comfort_assets.metadata import markdown_table
 from comfort_assets.resources.registry import ModelRegistry
 from comfort_assets.resources.tracking import ExperimentTracker
 

@@ -1,1 +1,0 @@
-"""Thin Dagster wiring around the domain core, one module per asset group."""
