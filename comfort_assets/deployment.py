@@ -19,6 +19,7 @@ from dagster_aws.s3 import S3Resource
 from comfort_assets.resources.io_manager import ObjectStoreIOManager
 from comfort_assets.resources.object_store import LocalObjectStore, ObjectStore, S3ObjectStore
 from comfort_assets.resources.prediction_store import PredictionStore
+from comfort_assets.resources.progress import ProgressReporter
 from comfort_assets.resources.registry import ModelRegistry
 from comfort_assets.resources.tracking import ExperimentTracker
 from comfort_assets.resources.weather import BundledWeatherSource, WeatherSource
@@ -112,4 +113,5 @@ def resources() -> dict[str, object]:
         "registry": ModelRegistry(store=store),
         "tracker": tracker(),
         "prediction_store": prediction_store(),
+        "progress": ProgressReporter(),
     }
