@@ -1,6 +1,11 @@
-"""Small helpers every asset module uses for materialization metadata."""
+"""Small helpers every asset module uses for materialization metadata, and the code version
+a model card records."""
 
 from __future__ import annotations
+
+import subprocess
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
 import dagster as dg
 import pandas as pd
@@ -25,3 +30,33 @@ def table_metadata(
 def markdown_table(frame: pd.DataFrame) -> dg.MetadataValue:
     """A score table as Markdown metadata, four decimals."""
     return dg.MetadataValue.md(frame.to_markdown(index=False, floatfmt=".4f"))
+
+
+def rmse_value(value: float) -> dg.MetadataValue:
+    """An RMSE (or any score) rounded to four digits."""
+    return dg.MetadataValue.float(round(float(value), 4))
+
+
+def percent(value: float) -> dg.MetadataValue:
+    """A skill as readable text: 0.3141 → "31.4 %"."""
+    return dg.MetadataValue.text(f"{value * 100:.1f} %")
+
+
+def code_version() -> str:
+    """The installed package version plus the git commit, recorded in every model card."""
+    try:
+        package = version("comfort-assets")
+    except PackageNotFoundError:
+        package = "unknown"
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=Path(__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    return f"{package}+{commit}" if commit else package

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+from collections.abc import Mapping
 
 import matplotlib
 
@@ -11,6 +12,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+
+from comfort_assets.domain.evaluation import EvaluationReport
 
 
 def _png(figure: plt.Figure) -> bytes:
@@ -48,3 +51,18 @@ def feature_importance(importance: dict[str, float], top: int = 15) -> bytes:
 
 def markdown_image(png: bytes, alt: str) -> str:
     return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})"
+
+
+def evaluation_plots(report: EvaluationReport) -> dict[str, bytes]:
+    """The three plots of a holdout evaluation, by name."""
+    return {
+        "predicted_vs_actual": predicted_vs_actual(
+            report.actual, report.predicted, report.challenger_name
+        ),
+        "error_by_month": error_by_month(report.by_month),
+        "feature_importance": feature_importance(report.challenger.feature_importance()),
+    }
+
+
+def markdown_images(plots: Mapping[str, bytes]) -> str:
+    return "\n\n".join(markdown_image(png, name) for name, png in plots.items())

@@ -26,6 +26,7 @@ EXPECTED_GROUPS = {
     "tuned_model": "training",
     "benchmark_report": "training",
     "evaluation_report": "evaluation",
+    "challenger_model": "evaluation",
     "champion_model": "evaluation",
 }
 
@@ -41,7 +42,7 @@ def test_graph_snapshot():
         "weather_quarantine:schema",
         "comfort_features:schema",
         "holdout_set:chronological",
-        "champion_model:promotion",
+        "challenger_model:promotion",
     } <= checks
     assert {job.name for job in defs.jobs} >= {"ingestion_job", "retraining_job"}
     assert {s.name for s in defs.schedules} == {"ingestion_job_schedule", "monthly_retraining"}

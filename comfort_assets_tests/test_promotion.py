@@ -1,10 +1,12 @@
 import pytest
 
 from comfort_assets.domain.promotion import (
+    StationScore,
     decide_promotion,
     next_version,
     version_name,
     version_number,
+    worst_station,
 )
 from comfort_assets.domain.tuning import chronological_holdout, expanding_folds, search_plan
 
@@ -43,6 +45,39 @@ def test_worse_challenger_loses_and_equal_is_not_better():
 def test_challenger_worse_than_persistence_never_wins_even_against_a_bad_champion():
     decision = decide_promotion(3.2, 3.1, champion_rmse=4.0)
     assert not decision.promote and "persistence" in decision.reason
+
+
+def test_a_station_where_the_challenger_is_worse_than_persistence_blocks_promotion():
+    stations = [
+        StationScore("EWR", 2208, 2.0, 3.0),
+        StationScore("JFK", 2208, 3.05, 3.0),
+        StationScore("LGA", 2208, 2.1, 3.1),
+    ]
+    decision = decide_promotion(2.4, 3.03, champion_rmse=2.6, stations=stations)
+    assert not decision.promote
+    assert "JFK" in decision.reason and "3.0500" in decision.reason and "3.0000" in decision.reason
+    assert "2208 holdout rows" in decision.reason
+    # even the first model must respect every station
+    assert not decide_promotion(2.4, 3.03, stations=stations).promote
+
+
+def test_a_station_with_too_few_rows_does_not_block_and_equal_is_not_worse():
+    stations = [StationScore("EWR", 2208, 2.0, 3.0), StationScore("NEW", 120, 4.0, 3.0)]
+    assert decide_promotion(2.1, 3.0, champion_rmse=2.5, stations=stations).promote
+    assert not decide_promotion(
+        2.1, 3.0, champion_rmse=2.5, stations=stations, min_station_rows=100
+    ).promote
+    assert worst_station([StationScore("EWR", 500, 3.0, 3.0)]) is None
+
+
+def test_the_worst_station_is_named_when_several_are_worse():
+    stations = [StationScore("A", 300, 3.1, 3.0), StationScore("B", 300, 3.5, 3.0)]
+    assert worst_station(stations).station == "B"
+
+
+def test_an_unscorable_champion_is_explained_in_the_decision():
+    decision = decide_promotion(2.2, 3.1, champion_note="champion weather-predictor-001 cannot")
+    assert decision.promote and decision.reason.startswith("champion weather-predictor-001 cannot")
 
 
 def test_search_plans():

@@ -105,9 +105,7 @@ def test_bento_asset_builds_a_bento_that_serves_the_champion(home, clean, monkey
     monkeypatch.setenv("BENTOML_HOME", str(home / "bentoml"))
     registry = registry_at(home)
     version = registry.champion()
-    result = bento(
-        dg.build_asset_context(), registry=registry, champion_model={"champion": version}
-    )
+    result = bento(dg.build_asset_context(), registry=registry)
     tag = result.metadata["bento_tag"].value
     assert tag == f"comfort_forecast:{version}"
     bento_src = Path(result.metadata["path"].value) / "src"

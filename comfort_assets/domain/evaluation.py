@@ -1,15 +1,19 @@
-"""Holdout evaluation: scores per model, per station, per month and per DI band."""
+"""Holdout evaluation: scores per model, per station, season, month and DI band."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from comfort_assets.domain.baselines import BASELINES
 from comfort_assets.domain.comfort import discomfort_bands
-from comfort_assets.domain.metrics import scores
+from comfort_assets.domain.metrics import rmse, scores
+from comfort_assets.domain.modeling import ForecastModel
+from comfort_assets.domain.training import ChallengerChoice, horizon_of, split_data
 
 SEASONS = {
     12: "winter",
@@ -68,3 +72,80 @@ def breakdown(
                 }
             )
     return pd.DataFrame(rows)
+
+
+def rmse_by_month(
+    frame: pd.DataFrame,
+    actual: npt.NDArray[np.float64],
+    forecasts: Mapping[str, npt.NDArray[np.float64]],
+) -> pd.DataFrame:
+    """Index month ("10", "11", …), one column of RMSE per forecast."""
+    month = frame["time_utc"].dt.month.to_numpy()
+    months = sorted(set(month.tolist()))
+    return pd.DataFrame(
+        {
+            name: [rmse(actual[month == m], predicted[month == m]) for m in months]
+            for name, predicted in forecasts.items()
+        },
+        index=pd.Index([f"{m:02d}" for m in months], name="month"),
+    )
+
+
+@dataclass(frozen=True)
+class EvaluationReport:
+    """The challenger chosen on validation and how every model and baseline did on the holdout."""
+
+    horizon_h: int
+    challenger_name: str
+    challenger: ForecastModel
+    members: tuple[str, ...]
+    scores: pd.DataFrame
+    breakdown: pd.DataFrame
+    by_month: pd.DataFrame
+    actual: npt.NDArray[np.float64]
+    predicted: npt.NDArray[np.float64]
+    plots: Mapping[str, bytes] = field(default_factory=dict)
+    wandb_runs: tuple[str, ...] = ()
+
+    @property
+    def challenger_scores(self) -> pd.Series:
+        return self.scores.set_index("model").loc[self.challenger_name]
+
+
+def evaluate_holdout(
+    choice: ChallengerChoice, holdout_set: pd.DataFrame, baselines: pd.DataFrame
+) -> EvaluationReport:
+    """Scores every contender and baseline on the holdout (skill against persistence), the
+    challenger per station, season, month and band, and the challenger and persistence per
+    month. ``baselines``: baseline forecasts keyed by station and origin time."""
+    holdout = split_data(holdout_set)
+    keyed = holdout_set[["station", "time_utc"]].merge(
+        baselines[["station", "time_utc", *BASELINES]],
+        on=["station", "time_utc"],
+        how="left",
+        validate="one_to_one",
+    )
+    forecasts = {
+        name: m.predict_di(holdout.features, holdout.di_now)
+        for name, m in choice.contenders.items()
+    }
+    forecasts.update({name: keyed[name].to_numpy(dtype=float) for name in BASELINES})
+    persistence = holdout.di_now
+    table = score_table(holdout.di_target, forecasts, persistence)
+    table.insert(1, "validation_rmse", table["model"].map(choice.validation_rmse))
+    predicted = forecasts[choice.name]
+    return EvaluationReport(
+        horizon_h=horizon_of(holdout_set),
+        challenger_name=choice.name,
+        challenger=choice.model,
+        members=choice.members,
+        scores=table,
+        breakdown=breakdown(holdout_set, predicted, persistence),
+        by_month=rmse_by_month(
+            holdout_set,
+            holdout.di_target,
+            {choice.name: predicted, "persistence": persistence},
+        ),
+        actual=holdout.di_target,
+        predicted=predicted,
+    )

@@ -17,6 +17,7 @@ from comfort_assets.domain.modeling import ForecastModel, TrainingData, average,
 from comfort_assets.domain.tuning import expanding_folds
 
 INTEGER_PARAMS = frozenset({"max_depth", "n_estimators", "min_samples_leaf"})
+ENSEMBLE = "ensemble"
 
 
 def horizon_of(frame: pd.DataFrame) -> int:
@@ -34,14 +35,31 @@ def validation_rmse(model: ForecastModel, data: TrainingData) -> float:
     return rmse(data.di_target, model.predict_di(data.features, data.di_now))
 
 
+@dataclass(frozen=True)
+class CandidateSet:
+    """The fitted candidates (name → model), one row per fit, and the W&B run that logged them."""
+
+    models: Mapping[str, ForecastModel]
+    table: pd.DataFrame
+    wandb_run: str = ""
+
+    def seed_variance(self) -> pd.DataFrame:
+        """Validation RMSE per family over its seeds: mean, std, min, max."""
+        return (
+            self.table.groupby("family")["validation_rmse"]
+            .agg(["mean", "std", "min", "max"])
+            .reset_index()
+        )
+
+
 def train_candidates(
     training_set: pd.DataFrame,
     validation_set: pd.DataFrame,
     families: Sequence[str],
     seeds: Sequence[int],
     on_fit: Callable[[dict[str, Any]], None] | None = None,
-) -> tuple[dict[str, ForecastModel], pd.DataFrame]:
-    """One model per family and seed, scored on validation; returns models and a table."""
+) -> CandidateSet:
+    """One model per family and seed, scored on validation."""
     horizon = horizon_of(training_set)
     names = feature_names(horizon)
     train, validation = split_data(training_set), split_data(validation_set)
@@ -61,19 +79,22 @@ def train_candidates(
             rows.append(row)
             if on_fit:
                 on_fit(row)
-    return models, pd.DataFrame(rows)
+    return CandidateSet(models, pd.DataFrame(rows))
 
 
 def _typed(params: Mapping[str, Any]) -> dict[str, Any]:
     return {k: int(v) if k in INTEGER_PARAMS else float(v) for k, v in params.items()}
 
 
-@dataclass
-class SearchResult:
+@dataclass(frozen=True)
+class TunedResult:
+    """The best parameter set refitted, every trial (best first), and the W&B run."""
+
     model: ForecastModel
     trials: pd.DataFrame
     best_params: dict[str, Any]
     validation_rmse: float
+    wandb_run: str = ""
 
 
 def search(
@@ -84,7 +105,7 @@ def search(
     n_folds: int = 2,
     seed: int = 0,
     on_trial: Callable[[dict[str, Any]], None] | None = None,
-) -> SearchResult:
+) -> TunedResult:
     """Score each parameter set by rolling-origin folds over training + validation (train on
     the past, test on the next block), then refit the best on training with early stopping
     on validation."""
@@ -118,14 +139,31 @@ def search(
     )
     validation = split_data(validation_set)
     model = fit_model(family, split_data(training_set), validation, names, horizon, seed, best)
-    return SearchResult(model, table, best, validation_rmse(model, validation))
+    return TunedResult(model, table, best, validation_rmse(model, validation))
+
+
+@dataclass(frozen=True)
+class ChallengerChoice:
+    """The contender chosen on validation, every contender, and their validation RMSEs.
+
+    ``members`` names the contenders an ensemble averages (empty for a single contender).
+    """
+
+    name: str
+    contenders: Mapping[str, ForecastModel]
+    validation_rmse: Mapping[str, float]
+    members: tuple[str, ...] = ()
+
+    @property
+    def model(self) -> ForecastModel:
+        return self.contenders[self.name]
 
 
 def select_challenger(
     candidates: Mapping[str, ForecastModel],
     tuned: ForecastModel | None,
     validation_set: pd.DataFrame,
-) -> tuple[str, dict[str, ForecastModel], dict[str, float]]:
+) -> ChallengerChoice:
     """Contenders are each family's seed average, the tuned model and the average of the two
     best; the challenger is the one with the lowest validation RMSE (never the holdout)."""
     by_family: dict[str, list[ForecastModel]] = {}
@@ -138,8 +176,9 @@ def select_challenger(
         contenders[f"{tuned.family} (tuned)"] = tuned
     validation = split_data(validation_set)
     scores = {name: validation_rmse(m, validation) for name, m in contenders.items()}
-    best_two = sorted(scores, key=scores.get)[:2]
+    best_two = tuple(sorted(scores, key=scores.get)[:2])
     if len(best_two) == 2:
-        contenders["ensemble"] = average([contenders[n] for n in best_two], "ensemble")
-        scores["ensemble"] = validation_rmse(contenders["ensemble"], validation)
-    return min(scores, key=scores.get), contenders, scores
+        contenders[ENSEMBLE] = average([contenders[n] for n in best_two], ENSEMBLE)
+        scores[ENSEMBLE] = validation_rmse(contenders[ENSEMBLE], validation)
+    name = min(scores, key=scores.get)
+    return ChallengerChoice(name, contenders, scores, best_two if name == ENSEMBLE else ())

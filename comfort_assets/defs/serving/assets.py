@@ -1,7 +1,11 @@
 """Group `evaluation`, last step: the Bento that serves the champion.
 
-Runs after `champion_model`, whose blocking `promotion` check stops it when a challenger
-lost. The build context holds the code, the root `bentofile.yaml` and a snapshot of the
+Runs after `champion_model` (a dependency without data): when a challenger lost,
+`champion_model` yields nothing and this asset is skipped, not failed. It builds for whatever
+the registry's champion pointer names, so running it alone after `comfort promote` or
+`comfort rollback` rebuilds the Bento for the new champion.
+
+The build context holds the code, the root `bentofile.yaml` and a snapshot of the
 champion in the registry layout under ``.comfort/store``: the Bento serves that champion
 when started with no ``COMFORT_HOME`` (``bentoml serve TAG``, a container), and follows the
 live registry's pointer when ``COMFORT_HOME``/``COMFORT_ENV`` name one.
@@ -69,13 +73,11 @@ def build_context(registry: ModelRegistry, version: str, context: Path) -> Path:
     return context
 
 
-@dg.asset(group_name="evaluation", kinds={"bentoml"})
-def bento(
-    context: dg.AssetExecutionContext, registry: ModelRegistry, champion_model: dict
-) -> dg.MaterializeResult:
+@dg.asset(group_name="evaluation", kinds={"bentoml"}, deps=["champion_model"])
+def bento(context: dg.AssetExecutionContext, registry: ModelRegistry) -> dg.MaterializeResult:
     """`bentoml build` of the service with the current champion, labelled with its version,
     ready for `bentoml serve TAG` and `bentoml containerize TAG`."""
-    version = champion_model.get("champion") or registry.champion()
+    version = registry.champion()
     if version is None:
         raise dg.Failure("there is no champion to build a Bento for")
     started = time.perf_counter()

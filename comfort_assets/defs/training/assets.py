@@ -1,24 +1,30 @@
 """Group `training`: baselines, candidate models over several seeds, hyper-parameter search
 and benchmarks; every model is measured against the naive baselines."""
 
+from dataclasses import replace
+
 import dagster as dg
-import numpy as np
 import pandas as pd
 
 from comfort_assets.domain.baselines import BASELINES, attach_baselines, baseline_forecasts
-from comfort_assets.domain.features import feature_names
+from comfort_assets.domain.benchmark import benchmark_pool, benchmark_schemes, run_benchmark
 from comfort_assets.domain.metrics import scores
-from comfort_assets.domain.modeling import FAMILIES, fit_model
-from comfort_assets.domain.training import horizon_of, search, split_data, train_candidates
+from comfort_assets.domain.modeling import FAMILIES
+from comfort_assets.domain.training import (
+    CandidateSet,
+    TunedResult,
+    horizon_of,
+    search,
+    train_candidates,
+)
 from comfort_assets.domain.tuning import (
     DEFAULT_FOLDS,
     DEFAULT_SEARCH_SPACE,
     DEFAULT_TRIALS,
-    chronological_holdout,
-    expanding_folds,
     search_plan,
 )
-from comfort_assets.metadata import markdown_table
+from comfort_assets.metadata import markdown_table, rmse_value
+from comfort_assets.resources.progress import ProgressReporter
 from comfort_assets.resources.tracking import ExperimentTracker
 
 
@@ -71,10 +77,10 @@ def baseline_models(
     return dg.Output(
         out,
         metadata={
-            "horizon_h": horizon,
+            "horizon_h": dg.MetadataValue.int(horizon),
             "scores": markdown_table(summary),
             **{
-                f"holdout_{r.baseline}_rmse": dg.MetadataValue.float(r.rmse)
+                f"holdout_{r.baseline}_rmse": rmse_value(r.rmse)
                 for r in summary.itertuples()
                 if r.split == "holdout"
             },
@@ -84,68 +90,67 @@ def baseline_models(
 
 @dg.asset(group_name="training", kinds={"xgboost", "scikitlearn", "wandb"})
 def candidate_models(
-    context: dg.AssetExecutionContext,
     config: CandidateConfig,
     tracker: ExperimentTracker,
+    progress: ProgressReporter,
     training_set: pd.DataFrame,
     validation_set: pd.DataFrame,
-) -> dg.Output[dict]:
+) -> dg.Output[CandidateSet]:
     """Ridge, random forest and XGBoost on the DI change, one model per family and seed;
     XGBoost stops early on the validation split."""
-    with tracker.run("candidate_models", "train", config.model_dump()) as run:
+    total = len(config.families) * len(config.random_states)
+    with (
+        tracker.run("candidate_models", "train", config.model_dump()) as run,
+        progress.task("candidate fits", total) as task,
+    ):
 
         def on_fit(row: dict) -> None:
-            run.log(
-                {
-                    f"{row['family']}/validation_rmse": row["validation_rmse"],
-                    f"{row['family']}/seed": row["seed"],
-                }
-            )
-            context.log.info(
-                f"{row['model']}: validation RMSE {row['validation_rmse']:.4f} "
+            run.log({f"{row['family']}/validation_rmse": row["validation_rmse"]})
+            task.advance(
+                f"{row['model']} validation RMSE {row['validation_rmse']:.4f} "
                 f"({row['fit_seconds']:.1f} s)"
             )
 
-        models, table = train_candidates(
+        candidates = train_candidates(
             training_set, validation_set, config.families, config.random_states, on_fit
         )
-        by_family = (
-            table.groupby("family")["validation_rmse"]
-            .agg(["mean", "std", "min", "max"])
-            .reset_index()
-        )
-        run.log_table("candidates", table)
+        by_family = candidates.seed_variance()
+        run.log_table("candidates", candidates.table)
         run.summary({f"{r.family}_validation_rmse_mean": r.mean for r in by_family.itertuples()})
-        run_url = run.url
+        candidates = replace(candidates, wandb_run=run.url)
     return dg.Output(
-        {"models": models, "table": table, "wandb_run": run_url},
+        candidates,
         metadata={
-            "candidates": markdown_table(table),
+            "candidates": markdown_table(candidates.table),
             "seed_variance": markdown_table(by_family),
-            "best_validation_rmse": dg.MetadataValue.float(float(table["validation_rmse"].min())),
-            "wandb_run": dg.MetadataValue.text(run_url),
+            "best_validation_rmse": rmse_value(candidates.table["validation_rmse"].min()),
+            "fits": dg.MetadataValue.int(total),
+            "wandb_run": dg.MetadataValue.text(candidates.wandb_run),
         },
     )
 
 
 @dg.asset(group_name="training", kinds={"xgboost", "wandb"})
 def tuned_model(
-    context: dg.AssetExecutionContext,
     config: TuningConfig,
     tracker: ExperimentTracker,
+    progress: ProgressReporter,
     training_set: pd.DataFrame,
     validation_set: pd.DataFrame,
-) -> dg.Output[dict]:
+) -> dg.Output[TunedResult]:
     """Random or grid search scored by time-ordered folds over training + validation (each
     fold trains on the past and tests on the next block); every trial is recorded."""
     plan = search_plan(
         config.search_space, config.search_type, config.n_trials, config.random_state
     )
-    with tracker.run("tuned_model", "tune", config.model_dump()) as run:
+    with (
+        tracker.run("tuned_model", "tune", config.model_dump()) as run,
+        progress.task("search trials", len(plan)) as task,
+    ):
 
         def on_trial(trial: dict) -> None:
             run.log(trial)
-            context.log.info(f"trial {trial['trial']}: CV RMSE {trial['cv_rmse']:.4f} {trial}")
+            task.advance(f"CV RMSE {trial['cv_rmse']:.4f}")
 
         result = search(
             training_set,
@@ -164,20 +169,16 @@ def tuned_model(
                 **{f"best/{k}": v for k, v in result.best_params.items()},
             }
         )
-        run_url = run.url
+        result = replace(result, wandb_run=run.url)
     return dg.Output(
-        {
-            "model": result.model,
-            "trials": result.trials,
-            "best_params": result.best_params,
-            "wandb_run": run_url,
-        },
+        result,
         metadata={
             "search_type": config.search_type,
             "trials": markdown_table(result.trials),
+            "n_trials": dg.MetadataValue.int(len(plan)),
             "best_params": dg.MetadataValue.json(result.best_params),
-            "validation_rmse": dg.MetadataValue.float(result.validation_rmse),
-            "wandb_run": dg.MetadataValue.text(run_url),
+            "validation_rmse": rmse_value(result.validation_rmse),
+            "wandb_run": dg.MetadataValue.text(result.wandb_run),
         },
     )
 
@@ -186,61 +187,23 @@ def tuned_model(
 def benchmark_report(
     config: BenchmarkConfig,
     tracker: ExperimentTracker,
+    progress: ProgressReporter,
     training_set: pd.DataFrame,
     validation_set: pd.DataFrame,
     holdout_set: pd.DataFrame,
 ) -> dg.Output[pd.DataFrame]:
     """Chronological 80/20, 70/30 and 60/40 splits and rolling-origin CV over the whole year,
     for each family, their average, and persistence: how stable the ranking is."""
-    pool = pd.concat([training_set, validation_set, holdout_set], ignore_index=True).sort_values(
-        "time_utc", ignore_index=True
-    )
-    horizon = horizon_of(pool)
-    names = feature_names(horizon)
-    data = split_data(pool)
-    schemes = [
-        (
-            f"{round(f * 100)}/{round((1 - f) * 100)}",
-            [chronological_holdout(pool["time_utc"], f, horizon)],
+    pool = benchmark_pool(training_set, validation_set, holdout_set)
+    schemes = benchmark_schemes(pool, config.train_fractions, config.cv_folds)
+    with progress.task("benchmark folds", sum(len(s.folds) for s in schemes)) as task:
+        report = run_benchmark(
+            pool,
+            schemes,
+            config.families,
+            config.random_state,
+            lambda scheme, fold: task.advance(f"{scheme}: {_rmse_note(fold)}"),
         )
-        for f in config.train_fractions
-    ]
-    schemes.append(
-        (
-            f"rolling-origin CV ({config.cv_folds} folds)",
-            expanding_folds(pool["time_utc"], config.cv_folds, 0.5, horizon),
-        )
-    )
-    rows = []
-    for scheme, folds in schemes:
-        fold_rows = []
-        for train_index, test_index in folds:
-            # the last tenth of the training block stops XGBoost early; the test block is never seen
-            cut = int(len(train_index) * 0.9)
-            fit_index, stop_index = train_index[:cut], train_index[cut:]
-            fit, stop, test = (
-                data.subset(fit_index),
-                data.subset(stop_index),
-                data.subset(test_index),
-            )
-            fitted = [
-                fit_model(f, fit, stop, names, horizon, config.random_state)
-                for f in config.families
-            ]
-            predictions = {m.family: m.predict_di(test.features, test.di_now) for m in fitted}
-            predictions["ensemble"] = np.mean([predictions[f] for f in config.families], axis=0)
-            predictions["persistence"] = test.di_now
-            for model, predicted in predictions.items():
-                fold_rows.append({"model": model, **scores(test.di_target, predicted)})
-        folds_frame = (
-            pd.DataFrame(fold_rows)
-            .groupby("model", sort=False)
-            .mean(numeric_only=True)
-            .reset_index()
-        )
-        folds_frame.insert(0, "split", scheme)
-        rows.append(folds_frame)
-    report = pd.concat(rows, ignore_index=True)[["split", "model", "rmse", "mae", "bias", "rows"]]
     with tracker.run("benchmark_report", "benchmark", config.model_dump()) as run:
         run.log_table("benchmark", report)
         run.summary({f"{r.split}/{r.model}/rmse": r.rmse for r in report.itertuples()})
@@ -254,3 +217,7 @@ def benchmark_report(
             "wandb_run": dg.MetadataValue.text(run_url),
         },
     )
+
+
+def _rmse_note(scores: pd.DataFrame) -> str:
+    return ", ".join(f"{r.model} {r.rmse:.4f}" for r in scores.itertuples())
