@@ -1,0 +1,1 @@
+"""Group `monitoring`: the prediction log, production skill, drift, data quality, the loop."""

@@ -1,0 +1,446 @@
+"""Group `monitoring`: what the service predicted, what really happened, and whether the
+champion still deserves its place.
+
+One partition per UTC day (the ingestion partitions). The checks never block: a decayed
+model keeps serving until a better one is promoted. `monitoring_retrain_sensor` reads their
+results and asks for a retrain; every failed check is also sent to the notifier.
+"""
+
+import json
+from typing import Any
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+
+from comfort_assets.defs.ingestion.assets import WEATHER_PARTITIONS
+from comfort_assets.defs.monitoring import plots
+from comfort_assets.domain import monitoring as mon
+from comfort_assets.metadata import markdown_table, table_metadata
+from comfort_assets.resources.notifier import Alert, Notifier
+from comfort_assets.resources.prediction_log import read_valid_between
+from comfort_assets.resources.prediction_store import PredictionStore
+from comfort_assets.resources.registry import ModelNotFoundError, ModelRegistry
+
+GROUP = "monitoring"
+#: Days of the prediction log a rolling evaluation may read (the weekly run reads them all).
+HISTORY_DAYS = 28
+#: Days of weather history behind the quality statistics (robust z-scores, stuck runs).
+QUALITY_HISTORY_DAYS = 28
+
+_LOG_WINDOW = dg.AssetIn(
+    "prediction_log",
+    partition_mapping=dg.TimeWindowPartitionMapping(
+        start_offset=-(HISTORY_DAYS - 1), end_offset=0, allow_nonexistent_upstream_partitions=True
+    ),
+    metadata={"allow_missing_partitions": True},
+)
+
+
+class PerformanceConfig(dg.Config):
+    window_days: int = 7
+    """Rolling window of forecasts (by valid time) ending with the partition's day."""
+    rmse_factor: float = 1.1
+    """Decay when production RMSE exceeds the champion's holdout RMSE × this factor."""
+    min_skill: float = 0.0
+    """Decay when skill against persistence at a station falls below this (0 = no better)."""
+    min_rows: int = 24
+    """Forecasts with actuals a station (or the whole) needs before it is judged."""
+
+
+class DriftConfig(dg.Config):
+    window_days: int = 7
+    """Served inputs and ingested weather of this many days ending with the partition."""
+    season_weeks: int = 2
+    """The reference is the training data from the same weeks of the year, ± this."""
+    psi_threshold: float = 0.25
+    ks_alpha: float = 0.01
+    min_samples: int = 48
+    max_out_of_domain_share: float = 0.1
+    """A clear out-of-domain signal: more than this share of a station's served inputs lie
+    outside the range the champion was trained on."""
+
+
+class QualityConfig(dg.Config):
+    min_completeness: float = 0.5
+    """A station with fewer observed hours in the day than this share fails `day_complete`."""
+    max_stuck_hours: int = 24
+    """One temperature or humidity value repeated this long is a stuck sensor (the bundled
+    year's longest honest run is 14 h)."""
+    z_threshold: float = 6.0
+    max_anomalies: int = 4
+    """Anomalous hourly changes at one station in one day that make a burst (the bundled
+    year's worst day has 3)."""
+
+
+def _day(context: dg.AssetExecutionContext) -> tuple[pd.Timestamp, pd.Timestamp]:
+    window = context.partition_time_window
+    return pd.Timestamp(window.start).tz_convert("UTC"), pd.Timestamp(window.end).tz_convert("UTC")
+
+
+def _champion(registry: ModelRegistry) -> tuple[str, dict[str, Any]]:
+    """The champion's version and card, or ("none", {}) before the first promotion."""
+    version = registry.champion()
+    if version is None:
+        return "none", {}
+    try:
+        return version, registry.card(version)
+    except ModelNotFoundError:
+        return version, {}
+
+
+def _check(
+    finding: mon.Finding,
+    asset: str,
+    severity: dg.AssetCheckSeverity,
+    notifier: Notifier,
+    kind: str,
+    extra: dict[str, dg.MetadataValue] | None = None,
+) -> dg.AssetCheckResult:
+    """A finding as a check result (figure, threshold, station and version in metadata, so
+    the sensor can put them in its run tags); a failure is also notified."""
+    if not finding.passed:
+        notifier.notify(
+            Alert(
+                kind=kind,
+                title=finding.message,
+                check=f"{asset}:{finding.check}",
+                figure=finding.figure,
+                threshold=finding.threshold,
+                station=finding.station,
+                model_version=finding.model_version,
+            )
+        )
+    return dg.AssetCheckResult(
+        asset_key=asset,
+        check_name=finding.check,
+        passed=finding.passed,
+        severity=severity,
+        description=finding.message[:1000],
+        metadata={
+            "figure": dg.MetadataValue.float(_float(finding.figure)),
+            "threshold": dg.MetadataValue.float(_float(finding.threshold)),
+            "station": dg.MetadataValue.text(finding.station),
+            "model_version": dg.MetadataValue.text(finding.model_version),
+            "message": dg.MetadataValue.text(finding.message),
+            **(extra or {}),
+        },
+    )
+
+
+def _float(value: float) -> float:
+    return float(value) if np.isfinite(value) else float("nan")
+
+
+def _training_weather(clean_weather: pd.DataFrame, card: dict[str, Any]) -> pd.DataFrame:
+    """Drift features of the weather inside the champion's training window (all of it if
+    the card does not say)."""
+    inputs = mon.weather_inputs(clean_weather)
+    window = card.get("training_window") or {}
+    times = inputs["time_utc"]
+    if window.get("start"):
+        inputs = inputs[times >= pd.Timestamp(window["start"]).tz_convert("UTC")]
+    if window.get("end"):
+        inputs = inputs[inputs["time_utc"] <= pd.Timestamp(window["end"]).tz_convert("UTC")]
+    return inputs
+
+
+@dg.asset(
+    partitions_def=WEATHER_PARTITIONS,
+    group_name=GROUP,
+    kinds={"pandas", "sql"},
+    metadata={"partition_expr": "valid_at"},
+)
+def prediction_log(
+    context: dg.AssetExecutionContext,
+    prediction_store: PredictionStore,
+    clean_weather: pd.DataFrame,
+) -> dg.Output[pd.DataFrame]:
+    """The day's forecasts (by valid time) from the prediction store, each joined with the DI
+    that really happened (ingested weather at valid time, else the user's feedback) and with
+    persistence (DI at the origin); forecasts still waiting for actuals are counted."""
+    start, end = _day(context)
+    predictions = read_valid_between(prediction_store, start, end)
+    log = mon.join_actuals(predictions, clean_weather)
+    log["features"] = [json.dumps(f) if not isinstance(f, str) else f for f in log["features"]]
+    sources = log["actual_source"].value_counts()
+    return dg.Output(
+        log,
+        metadata={
+            **table_metadata(log.drop(columns=["features"]), time_column="valid_at"),
+            "with_actuals": dg.MetadataValue.int(int(sources.get("weather", 0))),
+            "with_feedback_only": dg.MetadataValue.int(int(sources.get("feedback", 0))),
+            "waiting_for_actuals": dg.MetadataValue.int(int(sources.get("pending", 0))),
+            "ratings": dg.MetadataValue.int(int(log["rating"].notna().sum())),
+            "mean_rating": dg.MetadataValue.float(float(log["rating"].mean()))
+            if log["rating"].notna().any()
+            else dg.MetadataValue.text("none"),
+            "model_versions": dg.MetadataValue.text(
+                ", ".join(sorted(log["model_version"].unique())) or "none"
+            ),
+        },
+    )
+
+
+@dg.asset(
+    partitions_def=WEATHER_PARTITIONS,
+    group_name=GROUP,
+    kinds={"pandas"},
+    ins={"prediction_log": _LOG_WINDOW},
+    check_specs=[
+        dg.AssetCheckSpec(
+            "rmse_vs_holdout",
+            asset="production_performance",
+            description="production RMSE ≤ the champion's holdout RMSE × 1.1 (configurable)",
+        ),
+        dg.AssetCheckSpec(
+            "skill_vs_persistence",
+            asset="production_performance",
+            description="every station with enough forecasts beats persistence on the same hours",
+        ),
+    ],
+)
+def production_performance(
+    context: dg.AssetExecutionContext,
+    config: PerformanceConfig,
+    registry: ModelRegistry,
+    notifier: Notifier,
+    prediction_log: pd.DataFrame,
+    clean_weather: pd.DataFrame,
+):
+    """Rolling RMSE, bias and skill against persistence on the same hours, overall and per
+    station, per model version. Actuals are joined again, so forecasts whose weather arrived
+    after their day was logged count too."""
+    start, end = _day(context)
+    window = prediction_log[
+        prediction_log["valid_at"] >= end - pd.Timedelta(days=config.window_days)
+    ].drop(columns=["actual", "actual_source", "persistence", "origin_utc"], errors="ignore")
+    log = mon.join_actuals(window, clean_weather) if len(window) else prediction_log.iloc[:0]
+    table = mon.performance_table(log)
+    version, card = _champion(registry)
+    holdout_rmse = float(card.get("metrics", {}).get("holdout_rmse", np.nan))
+    rmse_finding = mon.rmse_decay(
+        table, version, holdout_rmse, factor=config.rmse_factor, min_rows=config.min_rows
+    )
+    skill_finding = mon.skill_decay(
+        table, version, min_skill=config.min_skill, min_rows=config.min_rows
+    )
+    metadata: dict[str, Any] = {
+        "champion": dg.MetadataValue.text(version),
+        "window": dg.MetadataValue.text(f"{config.window_days} days to {start.date()}"),
+        "forecasts": dg.MetadataValue.int(len(log)),
+        "performance": markdown_table(table) if len(table) else dg.MetadataValue.text("none"),
+    }
+    if len(table):
+        metadata["plot"] = dg.MetadataValue.md(plots.performance_plot(log))
+    champion_all = table[(table["model_version"] == version) & (table["station"] == mon.ALL)]
+    if len(champion_all):
+        metadata["rmse"] = dg.MetadataValue.float(_float(champion_all["rmse"].iloc[0]))
+        metadata["skill"] = dg.MetadataValue.float(_float(champion_all["skill"].iloc[0]))
+    yield dg.Output(table, metadata=metadata)
+    yield _check(
+        rmse_finding,
+        "production_performance",
+        dg.AssetCheckSeverity.ERROR,
+        notifier,
+        "decay",
+        {"holdout_rmse": dg.MetadataValue.float(_float(holdout_rmse))},
+    )
+    yield _check(
+        skill_finding, "production_performance", dg.AssetCheckSeverity.ERROR, notifier, "decay"
+    )
+
+
+@dg.asset(
+    partitions_def=WEATHER_PARTITIONS,
+    group_name=GROUP,
+    kinds={"pandas", "scipy"},
+    ins={"prediction_log": _LOG_WINDOW},
+    check_specs=[
+        dg.AssetCheckSpec(
+            "seasonal_drift",
+            asset="feature_drift",
+            description="inputs match the same weeks of the training data (warns; never "
+            "retrains alone)",
+        ),
+        dg.AssetCheckSpec(
+            "input_domain",
+            asset="feature_drift",
+            description="served inputs lie inside the range the champion was trained on",
+        ),
+    ],
+)
+def feature_drift(
+    context: dg.AssetExecutionContext,
+    config: DriftConfig,
+    registry: ModelRegistry,
+    notifier: Notifier,
+    prediction_log: pd.DataFrame,
+    clean_weather: pd.DataFrame,
+):
+    """Per station and input: PSI and KS of the served inputs and of the ingested weather
+    against the champion's training weather from the same weeks of the year (raw PSI
+    against the whole window alongside, for reading), and the share of served inputs
+    outside what the champion was trained on."""
+    _, end = _day(context)
+    since = end - pd.Timedelta(days=config.window_days)
+    version, card = _champion(registry)
+    reference = _training_weather(clean_weather, card)
+    served = prediction_log[prediction_log["valid_at"] >= since]
+    served_inputs = mon.served_inputs(served) if len(served) else pd.DataFrame()
+    ingested = mon.weather_inputs(
+        clean_weather[(clean_weather["time_utc"] >= since) & (clean_weather["time_utc"] < end)]
+    )
+    options = {
+        "weeks": config.season_weeks,
+        "min_samples": config.min_samples,
+        "psi_threshold": config.psi_threshold,
+        "alpha": config.ks_alpha,
+    }
+    frames = [mon.drift_table(reference, ingested, source="ingested", **options)]
+    domain = pd.DataFrame(columns=["station", "n", "out_of_domain_share"])
+    if len(served_inputs) and len(reference):
+        frames.insert(0, mon.drift_table(reference, served_inputs, source="served", **options))
+        domain = mon.domain_table(reference, served_inputs, known_stations=card.get("stations", []))
+    drift = (
+        pd.concat([f for f in frames if len(f)], ignore_index=True)
+        if len(reference)
+        else (pd.DataFrame(columns=["source", "station", "feature", "psi", "drifted"]))
+    )
+    metadata: dict[str, Any] = {
+        "champion": dg.MetadataValue.text(version),
+        "reference_rows": dg.MetadataValue.int(len(reference)),
+        "served_rows": dg.MetadataValue.int(len(served_inputs)),
+        "drifted_pairs": dg.MetadataValue.int(int(drift["drifted"].sum()) if len(drift) else 0),
+        "drift": markdown_table(drift) if len(drift) else dg.MetadataValue.text("none"),
+        "domain": markdown_table(domain) if len(domain) else dg.MetadataValue.text("none"),
+    }
+    if len(drift):
+        metadata["plot"] = dg.MetadataValue.md(plots.drift_plot(drift))
+    yield dg.Output(drift, metadata=metadata)
+    drift_result = mon.drift_finding(drift, version)
+    yield _check(drift_result, "feature_drift", dg.AssetCheckSeverity.WARN, notifier, "drift")
+    domain_result = mon.domain_finding(
+        domain, version, max_share=config.max_out_of_domain_share, min_samples=config.min_samples
+    )
+    yield _check(domain_result, "feature_drift", dg.AssetCheckSeverity.ERROR, notifier, "drift")
+
+
+@dg.asset(
+    partitions_def=WEATHER_PARTITIONS,
+    group_name=GROUP,
+    kinds={"pandas"},
+    check_specs=[
+        dg.AssetCheckSpec(
+            "day_complete",
+            asset="data_quality_report",
+            description="every station reported most hours of the day",
+        ),
+        dg.AssetCheckSpec(
+            "stuck_di_input",
+            asset="data_quality_report",
+            description="no temperature or humidity sensor repeats one value for a day or more",
+        ),
+        dg.AssetCheckSpec(
+            "anomaly_burst",
+            asset="data_quality_report",
+            description="no burst of anomalous hourly changes (robust z-score) at a station",
+        ),
+    ],
+)
+def data_quality_report(
+    context: dg.AssetExecutionContext,
+    config: QualityConfig,
+    registry: ModelRegistry,
+    notifier: Notifier,
+    clean_weather: pd.DataFrame,
+    weather_quarantine: pd.DataFrame,
+):
+    """Per station for the day: completeness, quarantined rows, the longest stuck run of a DI
+    input, implausible jumps between consecutive hours, and anomalies against the station's
+    last four weeks."""
+    start, end = _day(context)
+    history = clean_weather[
+        (clean_weather["time_utc"] >= start - pd.Timedelta(days=QUALITY_HISTORY_DAYS))
+        & (clean_weather["time_utc"] < end)
+    ]
+    version, card = _champion(registry)
+    table = mon.quality_table(
+        history,
+        weather_quarantine,
+        start,
+        end,
+        stations=card.get("stations", []),
+        z_threshold=config.z_threshold,
+    )
+    metadata = {"day": dg.MetadataValue.text(str(start.date()))}
+    if len(table):
+        metadata["quality"] = markdown_table(table)
+        metadata["plot"] = dg.MetadataValue.md(plots.quality_plot(table))
+    yield dg.Output(table, metadata=metadata)
+    if table.empty:
+        yield _check(
+            mon.Finding(
+                "day_complete",
+                False,
+                0.0,
+                config.min_completeness,
+                mon.ALL,
+                version,
+                f"no station has reported weather in the {QUALITY_HISTORY_DAYS} days to "
+                f"{start.date()}",
+            ),
+            "data_quality_report",
+            dg.AssetCheckSeverity.ERROR,
+            notifier,
+            "quality",
+        )
+        yield dg.AssetCheckResult(
+            asset_key="data_quality_report", check_name="stuck_di_input", passed=True
+        )
+        yield dg.AssetCheckResult(
+            asset_key="data_quality_report", check_name="anomaly_burst", passed=True
+        )
+        return
+    worst = table.sort_values("completeness").iloc[0]
+    complete = mon.Finding(
+        "day_complete",
+        bool(worst["completeness"] >= config.min_completeness),
+        float(worst["completeness"]),
+        config.min_completeness,
+        str(worst["station"]),
+        version,
+        f"{worst['station']} reported {int(worst['observed_hours'])} of "
+        f"{int(worst['expected_hours'])} hours on {start.date()}",
+    )
+    stuck_hours = table[[f"stuck_{name}_hours" for name in mon.DI_INPUTS]].max(axis=1)
+    stuck_row = table.loc[stuck_hours.idxmax()]
+    stuck_column = max(mon.DI_INPUTS, key=lambda n: stuck_row[f"stuck_{n}_hours"])
+    stuck = mon.Finding(
+        "stuck_di_input",
+        bool(stuck_hours.max() < config.max_stuck_hours),
+        float(stuck_hours.max()),
+        config.max_stuck_hours,
+        str(stuck_row["station"]),
+        version,
+        f"{stuck_column} at {stuck_row['station']} repeated one value for "
+        f"{int(stuck_hours.max())} h",
+    )
+    burst_row = table.sort_values("anomalies").iloc[-1]
+    burst = mon.Finding(
+        "anomaly_burst",
+        bool(burst_row["anomalies"] < config.max_anomalies),
+        float(burst_row["anomalies"]),
+        config.max_anomalies,
+        str(burst_row["station"]),
+        version,
+        f"{int(burst_row['anomalies'])} anomalous hourly change(s) and "
+        f"{int(burst_row['implausible_jumps'])} implausible jump(s) at {burst_row['station']} "
+        f"on {start.date()}",
+    )
+    for finding, severity in (
+        (complete, dg.AssetCheckSeverity.ERROR),
+        (stuck, dg.AssetCheckSeverity.ERROR),
+        (burst, dg.AssetCheckSeverity.WARN),
+    ):
+        yield _check(finding, "data_quality_report", severity, notifier, "quality")

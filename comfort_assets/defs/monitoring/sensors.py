@@ -1,0 +1,210 @@
+"""Closing the loop: a sensor that reads the monitoring checks and asks for a retrain, and
+sensors that tell people about promotions and failed runs.
+
+Why a custom sensor over the check evaluations, not declarative automation: the retraining
+job is a job (training and evaluation groups, not one asset downstream of the checks), the
+decision combines several checks with a rule (decay or out-of-domain yes, drift alone no),
+and the run needs a reason and the triggering figures in its tags; a cursor keeps each
+evaluation read once and carries the cooldown. Run-failure sensors cannot do it: a failed
+non-blocking check does not fail its run.
+"""
+
+import json
+import os
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import dagster as dg
+
+from comfort_assets.domain.monitoring import retrain_reason
+from comfort_assets.resources.notifier import Alert, Notifier
+
+RETRAINING_JOB = "retraining_job"
+#: The checks the retrain rule reads (drift is among them, but never decides alone).
+WATCHED_CHECKS: tuple[dg.AssetCheckKey, ...] = tuple(
+    dg.AssetCheckKey(dg.AssetKey(asset), name)
+    for asset, name in (
+        ("production_performance", "rmse_vs_holdout"),
+        ("production_performance", "skill_vs_persistence"),
+        ("feature_drift", "input_domain"),
+        ("feature_drift", "seasonal_drift"),
+    )
+)
+COOLDOWN_ENV = "COMFORT_RETRAIN_COOLDOWN_HOURS"
+DEFAULT_COOLDOWN_HOURS = 24.0
+
+
+def cooldown_seconds() -> float:
+    """At most one monitoring-triggered retrain per cooldown (``COMFORT_RETRAIN_COOLDOWN_HOURS``,
+    default 24), so a persisting decay does not retrain on every evaluation."""
+    return 3600.0 * float(os.environ.get(COOLDOWN_ENV, DEFAULT_COOLDOWN_HOURS))
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    """One stored check evaluation, as the sensor needs it."""
+
+    storage_id: int
+    check: str
+    asset: str
+    passed: bool
+    partition: str | None
+    run_id: str
+    metadata: dict[str, str]
+
+
+@dataclass(frozen=True)
+class RetrainCursor:
+    """The last evaluation read and when the sensor last asked for a retrain."""
+
+    after: int = 0
+    last_request: float | None = None
+
+    @classmethod
+    def parse(cls, text: str | None) -> "RetrainCursor":
+        return cls(**json.loads(text)) if text else cls()
+
+    def dump(self) -> str:
+        return json.dumps({"after": self.after, "last_request": self.last_request})
+
+
+def new_check_outcomes(
+    instance: dg.DagsterInstance, keys: Sequence[dg.AssetCheckKey], after: int, limit: int = 100
+) -> list[CheckOutcome]:
+    """Evaluations of ``keys`` stored after ``after``, oldest first."""
+    outcomes = []
+    for key in keys:
+        history = instance.event_log_storage.get_asset_check_execution_history(key, limit=limit)
+        for record in history:
+            evaluation = record.evaluation
+            if record.id <= after or evaluation is None:
+                continue
+            outcomes.append(
+                CheckOutcome(
+                    storage_id=record.id,
+                    check=key.name,
+                    asset=key.asset_key.to_user_string(),
+                    passed=evaluation.passed,
+                    partition=evaluation.partition,
+                    run_id=record.run_id,
+                    metadata={k: str(v.value) for k, v in evaluation.metadata.items()},
+                )
+            )
+    return sorted(outcomes, key=lambda o: o.storage_id)
+
+
+def retrain_tags(reason: str, trigger: CheckOutcome, failed: Iterable[CheckOutcome]) -> dict:
+    """Run tags that say why the retrain was asked for, with the deciding figures."""
+    return {
+        "comfort/trigger": "monitoring",
+        "comfort/reason": reason,
+        "comfort/check": f"{trigger.asset}:{trigger.check}",
+        "comfort/figure": trigger.metadata.get("figure", ""),
+        "comfort/threshold": trigger.metadata.get("threshold", ""),
+        "comfort/station": trigger.metadata.get("station", ""),
+        "comfort/model_version": trigger.metadata.get("model_version", ""),
+        "comfort/partition": trigger.partition or "",
+        "comfort/failed_checks": ",".join(sorted({f"{o.asset}:{o.check}" for o in failed})),
+        "comfort/monitoring_run": trigger.run_id,
+    }
+
+
+@dg.sensor(
+    job_name=RETRAINING_JOB,
+    minimum_interval_seconds=300,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Retrains when monitoring finds decay (RMSE over holdout × 1.1, or a station "
+    "worse than persistence) or inputs out of the champion's domain; drift alone does not. "
+    "One request per cooldown.",
+)
+def monitoring_retrain_sensor(context: dg.SensorEvaluationContext, notifier: Notifier):
+    cursor = RetrainCursor.parse(context.cursor)
+    outcomes = new_check_outcomes(context.instance, WATCHED_CHECKS, cursor.after)
+    if not outcomes:
+        return dg.SkipReason("no new monitoring check evaluations")
+    latest = max(o.storage_id for o in outcomes)
+    failed = [o for o in outcomes if not o.passed]
+    reason = retrain_reason(o.check for o in failed)
+    if reason is None:
+        context.update_cursor(RetrainCursor(latest, cursor.last_request).dump())
+        drifted = [o for o in failed if o.check == "seasonal_drift"]
+        return dg.SkipReason(
+            f"{len(outcomes)} evaluation(s), "
+            + ("drift without decay: no retrain" if drifted else "no decay")
+        )
+    now = time.time()
+    if cursor.last_request is not None and now - cursor.last_request < cooldown_seconds():
+        context.update_cursor(RetrainCursor(latest, cursor.last_request).dump())
+        wait_h = (cooldown_seconds() - (now - cursor.last_request)) / 3600
+        return dg.SkipReason(f"{reason}, but a retrain was requested {wait_h:.1f} h too recently")
+    order = {key.name: i for i, key in enumerate(WATCHED_CHECKS)}
+    trigger = min(failed, key=lambda o: (order[o.check], -o.storage_id))
+    tags = retrain_tags(reason, trigger, failed)
+    notifier.notify(
+        Alert(
+            kind="retrain",
+            title=f"retraining requested: {trigger.metadata.get('message', reason)}",
+            check=tags["comfort/check"],
+            figure=_number(tags["comfort/figure"]),
+            threshold=_number(tags["comfort/threshold"]),
+            station=tags["comfort/station"],
+            model_version=tags["comfort/model_version"],
+            details={"reason": reason},
+        )
+    )
+    context.update_cursor(RetrainCursor(latest, now).dump())
+    return dg.RunRequest(run_key=f"monitoring-retrain-{latest}", job_name=RETRAINING_JOB, tags=tags)
+
+
+def _number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+@dg.asset_sensor(
+    asset_key=dg.AssetKey("champion_model"),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Tells people when a challenger was registered, and whether it was promoted.",
+)
+def promotion_notifier(
+    context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry, notifier: Notifier
+):
+    metadata = asset_event.asset_materialization.metadata
+    value = {k: v.value for k, v in metadata.items()}
+    promoted = bool(value.get("promoted"))
+    notifier.notify(
+        Alert(
+            kind="promotion",
+            title=f"{value.get('challenger_version', '?')} "
+            + ("promoted to champion" if promoted else "registered, not promoted")
+            + f": {value.get('decision', '')}",
+            check="champion_model:promotion",
+            figure=_number(str(value.get("challenger_rmse", ""))),
+            threshold=_number(str(value.get("champion_rmse", ""))),
+            model_version=str(value.get("champion_now", "")),
+        )
+    )
+    return dg.SkipReason("notified")
+
+
+@dg.run_failure_sensor(
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Sends every failed run of this code location to the notifier.",
+)
+def run_failure_notifier(context: dg.RunFailureSensorContext, notifier: Notifier):
+    run = context.dagster_run
+    message = (context.failure_event.message or "") if context.failure_event else ""
+    notifier.notify(
+        Alert(
+            kind="run_failure",
+            title=f"run of {run.job_name} failed",
+            details={
+                "run_id": run.run_id,
+                "partition": run.tags.get("dagster/partition", ""),
+                "error": message[:300],
+            },
+        )
+    )
