@@ -17,6 +17,7 @@ import dagster as dg
 from dagster_aws.s3 import S3Resource
 
 from comfort_assets.resources.io_manager import ObjectStoreIOManager
+from comfort_assets.resources.notifier import Notifier
 from comfort_assets.resources.object_store import LocalObjectStore, ObjectStore, S3ObjectStore
 from comfort_assets.resources.prediction_store import PredictionStore
 from comfort_assets.resources.progress import ProgressReporter
@@ -114,4 +115,5 @@ def resources() -> dict[str, object]:
         "tracker": tracker(),
         "prediction_store": prediction_store(),
         "progress": ProgressReporter(),
+        "notifier": Notifier.from_environment(),
     }
