@@ -1,179 +1,289 @@
-"""`comfort`: the team's command-line habits, launching the same Dagster assets.
+"""`comfort`: the team's command-line habits, each a named Dagster job run with tags.
 
 Runs go to the Dagster instance in ``DAGSTER_HOME`` (default ``.comfort/dagster``), so they
-show in `dagster dev` started with the same ``DAGSTER_HOME``.
+show under their job (`pipeline_job`, `experiment_job`, `tuning_job`, `bento_job`) in
+`dagster dev` started with the same ``DAGSTER_HOME``, filterable by ``comfort/*`` tags.
 
     comfort run                              # the whole graph, every partition
     comfort train --random-state 1001        # candidates with that seed → evaluation → promotion
     comfort tune --search-type random --n-trials 30
     comfort models                           # registered versions, metrics, the champion
-    comfort promote weather-predictor-002    # move the champion pointer
+    comfort promote weather-predictor-002    # move the champion pointer, rebuild the Bento
     comfort rollback [weather-predictor-001] # back to the previous (or a named) champion
+
+A user mistake is one line on stderr and exit code 2, found before any run starts; a failed
+run is exit code 1 with the failing step and its error.
 """
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
-import os
 import sys
-import time
-from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from comfort_assets import cli_models
+
+if TYPE_CHECKING:
+    from comfort_assets.cli_runs import Outcome
+
+SEARCH_TYPES = ("random", "grid")
+RUN_COMMANDS = {"run": "pipeline_job", "train": "experiment_job", "tune": "tuning_job"}
 
 
-def _instance():
-    import dagster as dg
-
-    from comfort_assets.deployment import comfort_home
-
-    home = Path(os.environ.setdefault("DAGSTER_HOME", str(comfort_home() / "dagster")))
-    home.mkdir(parents=True, exist_ok=True)
-    settings = home / "dagster.yaml"
-    if not settings.exists():
-        # telemetry would try the network at every run; this platform runs offline
-        settings.write_text("telemetry:\n  enabled: false\n")
-    return dg.DagsterInstance.get()
+class UsageError(Exception):
+    """A mistake in the command line: reported in one line, exit code 2."""
 
 
-def materialize(selection: str, run_config: dict[str, Any] | None = None) -> bool:
-    """Materialize ``selection`` in process; partitioned assets run as one single-run backfill
-    over every partition. A challenger that loses the promotion check is not a failure of the
-    command: the champion stands, and the blocking check kept the loser from going on."""
-    import dagster as dg
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(message)
 
-    from comfort_assets.definitions import ASSETS, defs
-    from comfort_assets.defs.ingestion.assets import WEATHER_PARTITIONS
 
-    keys = WEATHER_PARTITIONS.get_partition_keys()
-    started = time.perf_counter()
-    result = dg.materialize(
-        ASSETS,
-        selection=dg.AssetSelection.from_string(selection),
-        resources=defs.resources,
-        instance=_instance(),
-        run_config=run_config or {},
-        tags={
-            "dagster/asset_partition_range_start": keys[0],
-            "dagster/asset_partition_range_end": keys[-1],
-        },
-        raise_on_error=False,
+class _Families:
+    """The model families, imported only when ``--family`` is parsed or help is shown:
+    the import loads scikit-learn and XGBoost, which `comfort models` must not."""
+
+    def __iter__(self) -> Iterator[str]:
+        from comfort_assets.domain.modeling import FAMILIES
+
+        return iter(FAMILIES)
+
+    def __contains__(self, value: object) -> bool:
+        return value in list(self)
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer seed") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"a seed is a non-negative integer, got {value}")
+    return value
+
+
+def _trials(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of trials") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"the number of trials must be at least 1, got {value}")
+    return value
+
+
+def parser() -> argparse.ArgumentParser:
+    top = _Parser(prog="comfort", description=__doc__.splitlines()[0])
+    commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    runs = _Parser(add_help=False)
+    runs.add_argument(
+        "-v", "--verbose", action="store_true", help="also show Dagster's event log here"
     )
-    took = time.perf_counter() - started
-    failed_checks = [e for e in result.get_asset_check_evaluations() if not e.passed]
-    failed_steps = {e.step_key for e in result.get_step_failure_events()}
-    champion_kept = (
-        not result.success
-        and failed_steps == {"champion_model"}
-        and [(e.asset_key.to_user_string(), e.check_name) for e in failed_checks]
-        == [("champion_model", "promotion")]
+
+    commands.add_parser(
+        "run", parents=[runs], help="materialize the whole asset graph (all partitions)"
     )
-    status = "succeeded" if result.success or champion_kept else "FAILED"
-    print(f"comfort: run {result.run_id} {status} in {took:.1f} s ({selection})")
-    for evaluation in failed_checks:
-        reason = evaluation.metadata.get("decision") or evaluation.metadata.get("summary")
-        text = getattr(reason, "value", "")
-        name = f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
-        print(f"  check {name} failed {text}")
-    if champion_kept:
-        print("  the champion stands; the challenger is registered but not promoted")
-    return result.success or champion_kept
-
-
-def _registry():
-    from comfort_assets.deployment import object_store
-    from comfort_assets.resources.registry import ModelRegistry
-
-    return ModelRegistry(store=object_store(resolve_env=True))
-
-
-def list_models() -> list[dict[str, Any]]:
-    registry = _registry()
-    champion = registry.champion()
-    rows = []
-    for version in registry.versions():
-        card = registry.card(version)
-        metrics = card.get("metrics", {})
-        rows.append(
-            {
-                "version": version,
-                "champion": version == champion,
-                "model": card.get("model_choice", card.get("family")),
-                "horizon_h": card.get("horizon_h"),
-                "holdout_rmse": metrics.get("holdout_rmse"),
-                "persistence_rmse": metrics.get("persistence_rmse"),
-                "skill": metrics.get("skill_vs_persistence"),
-                "registered_at": card.get("registered_at", "")[:19],
-            }
-        )
-    return rows
-
-
-def _print_models(rows: list[dict[str, Any]]) -> None:
-    if not rows:
-        print("no registered models yet: run `comfort run` first")
-        return
-    print(
-        f"{'':2}{'version':24}{'model':28}{'h':>3}{'RMSE':>9}{'persist.':>9}{'skill':>8}"
-        "  registered"
+    train = commands.add_parser(
+        "train", parents=[runs], help="train candidates with given seeds, then evaluate"
     )
-    for r in rows:
-        mark = "* " if r["champion"] else "  "
-        print(
-            f"{mark}{r['version']:24}{r['model']!s:28}{r['horizon_h']!s:>3}"
-            f"{r['holdout_rmse']:>9.4f}{r['persistence_rmse']:>9.4f}{r['skill']:>8.1%}  "
-            f"{r['registered_at']}"
-        )
-    print("* = champion")
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="comfort", description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("run", help="materialize the whole asset graph (all partitions)")
-    run.add_argument("--select", default="*", help="Dagster asset selection (default: all)")
-    train = commands.add_parser("train", help="train candidates with given seeds, then evaluate")
-    train.add_argument("--random-state", type=int, action="append", required=True)
-    train.add_argument("--family", action="append", help="ridge, random_forest, xgboost")
-    tune = commands.add_parser("tune", help="hyper-parameter search, then evaluate")
-    tune.add_argument("--search-type", choices=["random", "grid"], default="random")
-    tune.add_argument("--n-trials", type=int, default=10)
-    tune.add_argument("--random-state", type=int, default=0)
+    train.add_argument(
+        "--random-state",
+        type=_seed,
+        action="append",
+        required=True,
+        metavar="SEED",
+        help="a seed for every family (repeat for several seeds)",
+    )
+    train.add_argument(
+        "--family",
+        action="append",
+        choices=_Families(),
+        metavar="FAMILY",
+        help="%(choices)s (repeat for several; default: every family)",
+    )
+    tune = commands.add_parser("tune", parents=[runs], help="hyper-parameter search, then evaluate")
+    tune.add_argument(
+        "--search-type", choices=SEARCH_TYPES, default="random", help="how trials are drawn"
+    )
+    tune.add_argument(
+        "--n-trials", type=_trials, default=10, metavar="N", help="trials to score (default 10)"
+    )
+    tune.add_argument(
+        "--random-state", type=_seed, default=0, metavar="SEED", help="seed of the search"
+    )
     models = commands.add_parser("models", help="list registered model versions")
-    models.add_argument("--json", action="store_true")
-    promote = commands.add_parser("promote", help="make VERSION the champion")
-    promote.add_argument("version")
-    rollback = commands.add_parser("rollback", help="move the champion back")
-    rollback.add_argument("version", nargs="?")
-    args = parser.parse_args(argv)
+    models.add_argument("--json", action="store_true", help="print the list as JSON")
+    promote = commands.add_parser(
+        "promote", parents=[runs], help="make VERSION the champion and rebuild the Bento"
+    )
+    promote.add_argument("version", help="a registered version, e.g. weather-predictor-002")
+    rollback = commands.add_parser(
+        "rollback", parents=[runs], help="move the champion back and rebuild the Bento"
+    )
+    rollback.add_argument(
+        "version", nargs="?", help="the version to go back to (default: the previous champion)"
+    )
+    return top
 
-    if args.command == "run":
-        return 0 if materialize(args.select) else 1
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def _tags(args: argparse.Namespace) -> dict[str, str]:
+    tags = {"comfort/command": args.command, "comfort/user": _user()}
+    if args.command == "train":
+        tags["comfort/random_state"] = ",".join(map(str, args.random_state))
+        tags["comfort/families"] = ",".join(args.family or _Families())
+    elif args.command == "tune":
+        tags["comfort/random_state"] = str(args.random_state)
+        tags["comfort/search_type"] = args.search_type
+        tags["comfort/n_trials"] = str(args.n_trials)
+    return tags
+
+
+def _run_config(args: argparse.Namespace) -> dict[str, Any]:
     if args.command == "train":
         config: dict[str, Any] = {"random_states": args.random_state}
         if args.family:
             config["families"] = args.family
-        ok = materialize("candidate_models*", {"ops": {"candidate_models": {"config": config}}})
-        return 0 if ok else 1
+        return {"ops": {"candidate_models": {"config": config}}}
     if args.command == "tune":
         config = {
             "search_type": args.search_type,
             "n_trials": args.n_trials,
             "random_state": args.random_state,
         }
-        return 0 if materialize("tuned_model*", {"ops": {"tuned_model": {"config": config}}}) else 1
-    if args.command == "models":
-        rows = list_models()
-        print(json.dumps(rows, indent=1)) if args.json else _print_models(rows)
-        return 0
-    registry = _registry()
-    if args.command == "promote":
-        pointer = registry.promote(args.version, "promoted by hand (comfort promote)")
-    else:
-        pointer = registry.rollback(args.version)
-    print(f"champion: {pointer['version']} ({pointer['reason']})")
+        return {"ops": {"tuned_model": {"config": config}}}
+    return {}
+
+
+def _report_failure(outcome: Outcome) -> int:
+    print(
+        f"comfort: {outcome.job} run {outcome.run_id[:8]} FAILED after {outcome.seconds:.1f} s",
+        file=sys.stderr,
+    )
+    for line in outcome.failures:
+        print(f"  failed step {line}", file=sys.stderr)
+    for line in outcome.failed_checks():
+        print(f"  check {line}", file=sys.stderr)
+    print(f"  log: {outcome.log_file}", file=sys.stderr)
+    return 1
+
+
+def _champion_line() -> str:
+    store = cli_models.deployment_store()
+    pointer = cli_models.champion_pointer(store)
+    if pointer is None:
+        return "no champion yet"
+    rows = {r["version"]: r for r in cli_models.list_models(store)}
+    row = rows.get(pointer["version"], {})
+    rmse, skill = row.get("holdout_rmse"), row.get("skill")
+    scores = (
+        f": holdout RMSE {rmse:.4f}, skill {skill:.1%} vs persistence"
+        if isinstance(rmse, float) and isinstance(skill, float)
+        else ""
+    )
+    return f"champion {pointer['version']}{scores}"
+
+
+def _change_line(outcome: Outcome) -> str | None:
+    """What the evaluation did, from the challenger's metadata (older graphs recorded it on
+    `champion_model` as ``challenger_version``)."""
+    metadata = outcome.materialization("challenger_model") or outcome.materialization(
+        "champion_model"
+    )
+    if not metadata or "promoted" not in metadata:
+        return None
+    version = metadata.get("version") or metadata.get("challenger_version") or "the challenger"
+    reason = metadata.get("decision") or ""
+    if metadata["promoted"]:
+        return f"promoted {version}: {reason}"
+    champion = metadata.get("champion_now") or metadata.get("champion_before") or "the champion"
+    return f"challenger {version} registered, champion {champion} stands: {reason}"
+
+
+def _launch(args: argparse.Namespace, job: str, run_config: dict[str, Any]) -> Outcome:
+    from comfort_assets.cli_runs import launch
+    from comfort_assets.definitions import defs
+
+    return launch(defs, job, _tags(args), run_config, verbose=args.verbose)
+
+
+def run_job(args: argparse.Namespace) -> int:
+    outcome = _launch(args, RUN_COMMANDS[args.command], _run_config(args))
+    if not outcome.success:
+        return _report_failure(outcome)
+    print(f"comfort {args.command}: run {outcome.run_id[:8]} succeeded in {outcome.seconds:.1f} s")
+    for line in outcome.failed_checks():
+        print(f"  check {line}")
+    print(_champion_line())
+    change = _change_line(outcome)
+    if change:
+        print(change)
+    print(f"log: {outcome.log_file}")
     return 0
+
+
+def move_champion(args: argparse.Namespace) -> int:
+    """Moves the pointer, records it as a runless materialization of `champion_model`, then
+    rebuilds the Bento so that it serves the new champion."""
+    import dagster as dg
+
+    from comfort_assets.cli_runs import instance
+    from comfort_assets.deployment import object_store
+    from comfort_assets.resources.registry import ModelNotFoundError, ModelRegistry
+
+    registry = ModelRegistry(store=object_store(resolve_env=True))
+    before = registry.champion()
+    try:
+        if args.command == "promote":
+            pointer = registry.promote(args.version, "promoted by hand (comfort promote)")
+        else:
+            pointer = registry.rollback(args.version)
+    except (ModelNotFoundError, ValueError) as err:
+        raise UsageError(str(err)) from None
+    with instance() as dagster_instance:
+        dagster_instance.report_runless_asset_event(
+            dg.AssetMaterialization(
+                asset_key="champion_model",
+                metadata={
+                    "champion_before": str(before),
+                    "champion_now": pointer["version"],
+                    "reason": pointer["reason"],
+                    "requested_by": _user(),
+                },
+            )
+        )
+    print(f"champion: {before} → {pointer['version']} ({pointer['reason']})")
+    outcome = _launch(args, "bento_job", {})
+    if not outcome.success:
+        print("comfort: the champion moved, but its Bento was not rebuilt", file=sys.stderr)
+        return _report_failure(outcome)
+    bento = outcome.materialization("bento") or {}
+    print(f"bento {bento.get('bento_tag', '?')} built in {outcome.seconds:.1f} s")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = parser().parse_args(argv)
+        if args.command == "models":
+            rows = cli_models.list_models()
+            print(json.dumps(rows, indent=1) if args.json else cli_models.format_models(rows))
+            return 0
+        if args.command in RUN_COMMANDS:
+            return run_job(args)
+        return move_champion(args)
+    except UsageError as err:
+        print(f"comfort: error: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

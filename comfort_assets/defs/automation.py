@@ -1,9 +1,17 @@
-"""Jobs and schedules. Schedules start stopped (Dagster's default); turn them on in the UI or
-with `dagster schedule start` where a daemon runs."""
+"""Named jobs and schedules. The `comfort` CLI launches these jobs, so its runs show under
+the job's name in the UI (Jobs, Runs, tag filters). Schedules start stopped (Dagster's
+default); turn them on in the UI or with `dagster schedule start` where a daemon runs."""
 
 import dagster as dg
 
 from comfort_assets.defs.ingestion.assets import WEATHER_PARTITIONS
+
+pipeline_job = dg.define_asset_job(
+    "pipeline_job",
+    selection=dg.AssetSelection.all(),
+    partitions_def=WEATHER_PARTITIONS,
+    description="The whole graph (`comfort run`): every partition in, a champion and its Bento.",
+)
 
 ingestion_job = dg.define_asset_job(
     "ingestion_job",
@@ -15,7 +23,26 @@ ingestion_job = dg.define_asset_job(
 retraining_job = dg.define_asset_job(
     "retraining_job",
     selection=dg.AssetSelection.groups("training", "evaluation"),
-    description="Baselines, candidates, search, benchmarks, evaluation and promotion.",
+    description="Baselines, candidates, search, benchmarks, evaluation, promotion and Bento.",
+)
+
+experiment_job = dg.define_asset_job(
+    "experiment_job",
+    selection=dg.AssetSelection.from_string("candidate_models*"),
+    description="Candidates with the given seeds and families, then evaluation and promotion "
+    "(`comfort train`).",
+)
+
+tuning_job = dg.define_asset_job(
+    "tuning_job",
+    selection=dg.AssetSelection.from_string("tuned_model*"),
+    description="A hyper-parameter search, then evaluation and promotion (`comfort tune`).",
+)
+
+bento_job = dg.define_asset_job(
+    "bento_job",
+    selection=dg.AssetSelection.assets("bento"),
+    description="The Bento rebuilt for the registry's champion (after `comfort promote`).",
 )
 
 daily_ingestion = dg.build_schedule_from_partitioned_job(ingestion_job, hour_of_day=1)
@@ -27,5 +54,5 @@ monthly_retraining = dg.ScheduleDefinition(
     execution_timezone="UTC",
 )
 
-JOBS = [ingestion_job, retraining_job]
+JOBS = [pipeline_job, ingestion_job, retraining_job, experiment_job, tuning_job, bento_job]
 SCHEDULES = [daily_ingestion, monthly_retraining]

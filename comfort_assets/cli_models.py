@@ -1,0 +1,142 @@
+"""`comfort models`: the registry read straight from its layout in the object store.
+
+Listing must answer in about a second, so this module imports neither Dagster nor
+scikit-learn/XGBoost: the local store is read as plain files, and only a production (S3)
+deployment goes through the deployment's object store resource. The layout is the one
+`comfort_assets.resources.registry.ModelRegistry` writes: ``models/<version>/card.json`` and
+``models/champion.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Protocol
+
+from comfort_assets.domain.promotion import version_number
+
+MODELS_PREFIX = "models"
+CHAMPION_FILE = "champion.json"
+REASON_WIDTH = 48
+
+
+class ReadableStore(Protocol):
+    def list_keys(self, prefix: str) -> list[str]: ...
+
+    def get_bytes(self, key: str) -> bytes: ...
+
+    def exists(self, key: str) -> bool: ...
+
+
+class LocalFiles:
+    """The local object store's directory, read without its Dagster resource."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def list_keys(self, prefix: str) -> list[str]:
+        folder = self.root / prefix
+        if not folder.is_dir():
+            return []
+        keys = (p.relative_to(self.root).as_posix() for p in folder.rglob("*") if p.is_file())
+        return sorted(k for k in keys if "/.tmp-" not in k)
+
+    def get_bytes(self, key: str) -> bytes:
+        return (self.root / key).read_bytes()
+
+    def exists(self, key: str) -> bool:
+        return (self.root / key).is_file()
+
+
+def comfort_home() -> Path:
+    """Same rule as `comfort_assets.deployment.comfort_home`, which imports Dagster."""
+    return Path(os.environ.get("COMFORT_HOME", ".comfort")).absolute()
+
+
+def deployment_store() -> ReadableStore:
+    if os.environ.get("COMFORT_ENV", "local") == "local":
+        return LocalFiles(comfort_home() / "store")
+    from comfort_assets.deployment import object_store
+
+    return object_store(resolve_env=True)
+
+
+def champion_pointer(store: ReadableStore) -> dict[str, Any] | None:
+    key = f"{MODELS_PREFIX}/{CHAMPION_FILE}"
+    return json.loads(store.get_bytes(key)) if store.exists(key) else None
+
+
+def cards(store: ReadableStore) -> list[dict[str, Any]]:
+    """Every complete card (the card is written last), oldest version first."""
+    keys = [k for k in store.list_keys(f"{MODELS_PREFIX}/") if k.endswith("/card.json")]
+    keys.sort(key=lambda k: version_number(k.split("/")[-2]))
+    return [json.loads(store.get_bytes(k)) for k in keys]
+
+
+def _member_name(member: Any) -> str:
+    if isinstance(member, dict):
+        return str(member.get("name") or member.get("model") or member.get("version") or member)
+    return str(member)
+
+
+def _short(text: str, width: int = REASON_WIDTH) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def list_models(store: ReadableStore | None = None) -> list[dict[str, Any]]:
+    store = store or deployment_store()
+    pointer = champion_pointer(store)
+    champion = pointer["version"] if pointer else None
+    rows = []
+    for card in cards(store):
+        metrics = card.get("metrics", {})
+        promotion = card.get("promotion") or {}
+        rows.append(
+            {
+                "version": card["version"],
+                "champion": card["version"] == champion,
+                "model": card.get("model_choice", card.get("family")),
+                "horizon_h": card.get("horizon_h"),
+                "holdout_rmse": metrics.get("holdout_rmse"),
+                "persistence_rmse": metrics.get("persistence_rmse"),
+                "skill": metrics.get("skill_vs_persistence"),
+                "registered_at": card.get("registered_at", "")[:19],
+                "promoted": promotion.get("promoted"),
+                "reason": promotion.get("reason"),
+                "members": [_member_name(m) for m in card.get("members") or []],
+            }
+        )
+    return rows
+
+
+def _number(value: Any, spec: str) -> str:
+    return format(value, spec) if isinstance(value, int | float) else "-"
+
+
+def _note(row: dict[str, Any]) -> str:
+    notes = []
+    if row["promoted"] is False:
+        notes.append(f"rejected: {_short(row['reason'] or 'no reason recorded')}")
+    if row["members"]:
+        notes.append("members: " + ", ".join(row["members"]))
+    return "; ".join(notes)
+
+
+def format_models(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "no registered models yet: run `comfort run` first"
+    lines = [
+        f"{'':2}{'version':24}{'model':24}{'h':>3}{'RMSE':>9}{'persist.':>9}{'skill':>8}"
+        f"  {'registered':20}note"
+    ]
+    for r in rows:
+        mark = "* " if r["champion"] else "  "
+        lines.append(
+            f"{mark}{r['version']:24}{_short(str(r['model']), 23):24}{r['horizon_h']!s:>3}"
+            f"{_number(r['holdout_rmse'], '.4f'):>9}{_number(r['persistence_rmse'], '.4f'):>9}"
+            f"{_number(r['skill'], '.1%'):>8}  {r['registered_at']:20}{_note(r)}".rstrip()
+        )
+    lines.append("* = champion; skill = 1 - RMSE / persistence RMSE on the holdout")
+    return "\n".join(lines)

@@ -1,0 +1,268 @@
+"""Running the named jobs for the `comfort` CLI, on the Dagster instance, readably.
+
+A run is the job's own `execute_in_process` on the instance in ``DAGSTER_HOME``, so it is
+listed under the job in the UI with its ``comfort/*`` tags. The job's ``console`` logger is
+swapped for one that writes Dagster's whole event log to ``COMFORT_HOME/logs/<run>.log`` and
+prints one line per finished step; the ``progress`` resource draws bars for long steps.
+The logger keeps the ``console`` name and config, so a re-execution from the UI still
+validates against the code location's own job.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sys
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from comfort_assets.cli_models import comfort_home
+from comfort_assets.resources.progress import ProgressReporter, ProgressTask
+
+#: the live display of the run in progress (one at a time: the CLI runs one job at a time)
+_display: RunDisplay | None = None
+
+
+class RunDisplay:
+    """Step lines above a transient area of spinners (running steps) and bars (long loops)."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.progress = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[note]}"),
+            console=console,
+            transient=True,
+        )
+        self.running: dict[str, tuple[float, Any]] = {}
+
+    def step_started(self, step: str, at: float) -> None:
+        self.running[step] = (at, self.progress.add_task(step, total=None, note=""))
+
+    def step_finished(self, step: str, at: float, status: str, detail: str = "") -> None:
+        started, task = self.running.pop(step, (at, None))
+        if task is not None:
+            self.progress.remove_task(task)
+        mark = {"ok": "[green]✓[/]", "failed": "[red]✗[/]", "skipped": "[yellow]-[/]"}[status]
+        suffix = f"  {detail}" if detail else ""
+        self.console.print(
+            f"  {mark} {step:24} {at - started:6.1f} s{suffix}", highlight=False, markup=True
+        )
+
+
+class RichProgressTask(ProgressTask):
+    def __init__(self, description: str, total: int, display: RunDisplay) -> None:
+        super().__init__(description, total)
+        self.display = display
+        self.task_id = display.progress.add_task(description, total=total, note="")
+
+    def advance(self, note: str = "") -> None:
+        super().advance(note)
+        self.display.progress.update(self.task_id, advance=1, note=note)
+
+
+class RichProgressReporter(ProgressReporter):
+    """Bars in the terminal while the CLI runs a job; the run log still gets every step."""
+
+    @contextmanager
+    def task(self, description: str, total: int) -> Iterator[ProgressTask]:
+        if _display is None:
+            with super().task(description, total) as plain:
+                yield plain
+            return
+        task = RichProgressTask(description, total, _display)
+        try:
+            yield task
+        finally:
+            _display.progress.remove_task(task.task_id)
+
+
+class _StepLines(logging.Handler):
+    """Turns Dagster's step events into the display's step lines."""
+
+    def __init__(self, display: RunDisplay) -> None:
+        super().__init__(logging.DEBUG)
+        self.display = display
+
+    def emit(self, record: logging.LogRecord) -> None:
+        event = getattr(record, "dagster_event", None)
+        if event is None or not event.step_key:
+            return
+        kind = event.event_type_value
+        if kind == "STEP_START":
+            self.display.step_started(event.step_key, record.created)
+        elif kind == "STEP_SUCCESS":
+            self.display.step_finished(event.step_key, record.created, "ok")
+        elif kind == "STEP_FAILURE":
+            self.display.step_finished(event.step_key, record.created, "failed")
+        elif kind == "STEP_SKIPPED":
+            self.display.step_finished(event.step_key, record.created, "skipped")
+
+
+def _console_logger(log_file: Path, display: RunDisplay, verbose: bool) -> dg.LoggerDefinition:
+    @dg.logger(
+        config_schema={
+            "log_level": dg.Field(str, is_required=False, default_value="DEBUG"),
+            "name": dg.Field(str, is_required=False, default_value="dagster"),
+        },
+        description="comfort CLI: the event log to a file, one line per step on the terminal",
+    )
+    def console(init_context: dg.InitLoggerContext) -> logging.Logger:
+        logger = logging.Logger(init_context.logger_config["name"], level=logging.DEBUG)
+        to_file = logging.FileHandler(log_file, encoding="utf-8")
+        to_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(message)s"))
+        logger.addHandler(to_file)
+        logger.addHandler(_StepLines(display))
+        if verbose:
+            to_terminal = logging.StreamHandler(sys.stderr)
+            to_terminal.setFormatter(logging.Formatter("%(levelname)-7s %(message)s"))
+            logger.addHandler(to_terminal)
+        return logger
+
+    return console
+
+
+def instance_home() -> Path:
+    """``DAGSTER_HOME``, by default ``COMFORT_HOME/dagster``."""
+    return Path(os.environ.setdefault("DAGSTER_HOME", str(comfort_home() / "dagster")))
+
+
+def instance() -> dg.DagsterInstance:
+    """The instance in `instance_home`, telemetry off."""
+    home = instance_home()
+    home.mkdir(parents=True, exist_ok=True)
+    settings = home / "dagster.yaml"
+    if not settings.exists():
+        # telemetry would try the network at every run; this platform runs offline
+        settings.write_text("telemetry:\n  enabled: false\n")
+    return dg.DagsterInstance.get()
+
+
+@dataclass
+class Outcome:
+    run_id: str
+    job: str
+    success: bool
+    seconds: float
+    log_file: Path
+    result: dg.ExecuteInProcessResult
+    failures: list[str] = field(default_factory=list)
+
+    def materialization(self, asset: str) -> dict[str, Any] | None:
+        """The asset's metadata in this run, as plain values (None: not materialized)."""
+        for event in self.result.get_asset_materialization_events():
+            if event.asset_key == dg.AssetKey(asset):
+                metadata = event.step_materialization_data.materialization.metadata
+                return {k: getattr(v, "value", v) for k, v in metadata.items()}
+        return None
+
+    def failed_checks(self) -> list[str]:
+        lines = []
+        for evaluation in self.result.get_asset_check_evaluations():
+            if not evaluation.passed:
+                name = f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
+                text = evaluation.description or next(
+                    (
+                        str(getattr(evaluation.metadata[k], "value", ""))
+                        for k in ("decision", "summary", "problems", "reason")
+                        if k in evaluation.metadata
+                    ),
+                    "",
+                )
+                lines.append(f"{name} failed ({evaluation.severity.value}) {_one_line(text)}")
+        return lines
+
+
+def _one_line(text: str, width: int = 240) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _failures(result: dg.ExecuteInProcessResult) -> list[str]:
+    """``step: innermost error message`` for every failed step, or the run's own failure."""
+    lines = []
+    for event in result.get_step_failure_events():
+        error = event.step_failure_data.error
+        while error is not None and error.cause is not None:
+            error = error.cause
+        message = error.message if error is not None else event.message or ""
+        # "dagster._core.errors.SomeError: text" reads better as "SomeError: text"
+        message = re.sub(r"^[\w.]+\.(\w+): ", r"\1: ", message.strip())
+        lines.append(f"{event.step_key}: {_one_line(message)}")
+    if not lines and not result.success:
+        failure = next(
+            (e for e in result.all_events if e.event_type_value == "PIPELINE_FAILURE"), None
+        )
+        lines.append(_one_line(failure.message if failure else "the run failed"))
+    return lines
+
+
+def launch(
+    defs: dg.Definitions,
+    job_name: str,
+    tags: Mapping[str, str],
+    run_config: Mapping[str, Any] | None = None,
+    *,
+    partition_key: str | None = None,
+    verbose: bool = False,
+    console: Console | None = None,
+) -> Outcome:
+    """Runs ``job_name`` in process on the instance. A partitioned job without a
+    ``partition_key`` covers every partition as one single-run backfill."""
+    global _display
+
+    job = defs.resolve_job_def(job_name)
+    run_tags = dict(tags)
+    if job.partitions_def is not None and partition_key is None:
+        keys = job.partitions_def.get_partition_keys()
+        run_tags["dagster/asset_partition_range_start"] = keys[0]
+        run_tags["dagster/asset_partition_range_end"] = keys[-1]
+    run_id = str(uuid.uuid4())
+    logs = comfort_home() / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    log_file = logs / f"{stamp}-{job_name}-{run_id[:8]}.log"
+    display = RunDisplay(console or Console())
+    display.console.print(f"comfort: {job_name} on {instance_home()}", highlight=False)
+    config = {**(run_config or {}), "loggers": {"console": {"config": {"log_level": "DEBUG"}}}}
+    started = time.perf_counter()
+    _display = display
+    try:
+        with display.progress, instance() as dagster_instance:
+            result = job.with_logger_defs(
+                {"console": _console_logger(log_file, display, verbose)}
+            ).execute_in_process(
+                run_config=config,
+                instance=dagster_instance,
+                partition_key=partition_key,
+                tags=run_tags,
+                run_id=run_id,
+                resources={"progress": RichProgressReporter()},
+                raise_on_error=False,
+            )
+    finally:
+        _display = None
+    return Outcome(
+        run_id=run_id,
+        job=job_name,
+        success=result.success,
+        seconds=time.perf_counter() - started,
+        log_file=log_file,
+        result=result,
+        failures=_failures(result),
+    )
