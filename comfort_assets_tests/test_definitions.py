@@ -44,7 +44,14 @@ def test_graph_snapshot():
         "holdout_set:chronological",
         "challenger_model:promotion",
     } <= checks
-    assert {job.name for job in defs.jobs} >= {"ingestion_job", "retraining_job"}
+    assert {job.name for job in defs.jobs} >= {
+        "pipeline_job",
+        "ingestion_job",
+        "retraining_job",
+        "experiment_job",
+        "tuning_job",
+        "bento_job",
+    }
     assert {s.name for s in defs.schedules} == {"ingestion_job_schedule", "monthly_retraining"}
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
@@ -117,7 +124,8 @@ def test_schema_failure_is_a_failed_blocking_check_with_a_readable_message(tmp_p
 
 def test_partitions_cover_the_bundled_year():
     keys = ingestion.WEATHER_PARTITIONS.get_partition_keys()
-    assert keys[0] == "2013-01-01" and keys[-1] == "2013-12-30" and len(keys) == 364
+    # first and last day included: 31 December is a partition too
+    assert keys[0] == "2013-01-01" and keys[-1] == "2013-12-31" and len(keys) == 365
 
 
 @pytest.mark.parametrize("env", ["staging"])
