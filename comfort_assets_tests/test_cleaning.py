@@ -6,9 +6,9 @@ import pytest
 
 from comfort_assets.domain.cleaning import (
     RAW_COLUMNS,
-    UnitsError,
     clean_observations,
     parse_measurements,
+    station_coverage,
 )
 from comfort_assets.domain.schemas import CleanWeather, RawWeather, WeatherQuarantine, validate
 from comfort_assets.resources.weather import FileWeatherSource, SourceSchemaError
@@ -52,8 +52,9 @@ def test_impossible_wind_reading_is_quarantined_not_dropped(bundled_clean):
     assert row["wind_speed_ms"].iloc[0] == pytest.approx(1048.36058 * 0.44704)
     clean = bundled_clean.clean.set_index(["station", "time_utc"])
     hour = clean.loc[("EWR", pd.Timestamp("2013-02-12T08:00Z"))]
-    # only the impossible value is removed (and filled from its neighbours), the hour stays
-    assert hour["observed"] and hour["interpolated"]
+    # only the impossible value is removed (and filled from its neighbours), the hour stays;
+    # wind is no DI input, so the hour's DI still counts as observed
+    assert hour["observed"] and hour["interpolated_other"] and not hour["interpolated"]
     assert hour["wind_speed_ms"] < 30
     assert pd.notna(hour["temp_c"])
 
@@ -150,11 +151,23 @@ def test_file_with_a_wrong_column_names_it(tmp_path):
         source.fetch(START, END)
 
 
-def test_file_in_wrong_units_is_refused_by_name(tmp_path):
-    frame = _good_file()
-    frame["temp_c"] = frame["temp_c"] * 9 / 5 + 32 + 30  # Fahrenheit in a hot summer
-    with pytest.raises(UnitsError, match=r"temp_c.*wrong units"):
-        _write(tmp_path, frame).fetch(START, END)
+def test_interpolated_flags_only_di_inputs_and_coverage_counts_them():
+    hours = pd.date_range("2013-07-01", periods=6, freq="h", tz="UTC")
+    frame = pd.DataFrame(
+        {
+            "station": "S",
+            "time_utc": hours,
+            "temp_c": [20.0, 21, np.nan, 23, 24, 25],
+            "humidity_pct": 50.0,
+            "visibility_km": [10.0, 10, 10, 10, np.nan, 10],
+        }
+    )
+    clean = clean_observations(_raw(frame.to_dict("records"))).clean
+    assert clean["interpolated"].tolist() == [False, False, True, False, False, False]
+    assert clean["interpolated_other"].tolist() == [False, False, False, False, True, False]
+    coverage = station_coverage(clean).iloc[0]
+    assert (coverage["di_observed"], coverage["di_filled"], coverage["other_filled"]) == (5, 1, 1)
+    assert validate(CleanWeather, clean).passed
 
 
 def test_file_with_duplicates_and_garbage_quarantines_them(tmp_path):

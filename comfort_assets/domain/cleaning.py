@@ -6,7 +6,9 @@ Policy, so that nothing disappears silently:
 - a row with an unparsable or physically impossible value is quarantined with its reason
   and only that value is removed from the clean table (the rest of the hour is kept);
 - every station gets a complete hourly grid; gaps of at most ``max_gap_hours`` are
-  interpolated in time and flagged, longer gaps stay missing and are flagged too.
+  interpolated in time and flagged, longer gaps stay missing and are flagged too;
+- ``interpolated`` says a DI input (temperature or humidity) was filled, so it tells whether
+  the DI of an hour was observed; ``interpolated_other`` says only other fields were filled.
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ VALID_RANGES: dict[str, tuple[float, float]] = {
     "pressure_hpa": (870.0, 1085.0),
     "visibility_km": (0.0, 100.0),
 }
+#: The inputs of the discomfort index: ``interpolated`` flags these alone.
+DI_INPUTS: tuple[str, ...] = ("temp_c", "humidity_pct")
 #: Continuous quantities that may be interpolated across short gaps.
 INTERPOLATED: tuple[str, ...] = (
     "temp_c",
@@ -52,11 +56,9 @@ INTERPOLATED: tuple[str, ...] = (
 )
 DEFAULT_MAX_GAP_HOURS = 3
 UTC_NS = pd.DatetimeTZDtype(unit="ns", tz="UTC")
+FLAGS: tuple[str, ...] = ("observed", "interpolated", "interpolated_other", "gap")
+CLEAN_COLUMNS: tuple[str, ...] = ("station", "time_utc", *MEASURED, *FLAGS)
 QUARANTINE_COLUMNS: tuple[str, ...] = ("station", "time_utc", "reason", "action", *MEASURED)
-
-
-class UnitsError(ValueError):
-    """A table claims SI units but its values say otherwise."""
 
 
 @dataclass(frozen=True)
@@ -67,29 +69,6 @@ class CleaningResult:
     @property
     def quarantined_rows(self) -> int:
         return len(self.quarantine)
-
-
-def check_units(raw: pd.DataFrame, tolerance: float = 0.2) -> None:
-    """Fail loudly when a column is mostly outside its SI range (e.g. °F in ``temp_c``).
-
-    Scattered impossible values are data errors and go to quarantine; a column that is
-    out of range for more than ``tolerance`` of its values is a unit mistake.
-    """
-    problems = []
-    for column, (low, high) in VALID_RANGES.items():
-        if column not in raw:
-            continue
-        values = pd.to_numeric(raw[column], errors="coerce").dropna()
-        if len(values) == 0:
-            continue
-        outside = float(((values < low) | (values > high)).mean())
-        if outside > tolerance:
-            problems.append(
-                f"{column}: {outside:.0%} of values outside [{low:g}, {high:g}] "
-                f"(median {values.median():g}) — wrong units?"
-            )
-    if problems:
-        raise UnitsError("; ".join(problems))
 
 
 def _flag(reasons: pd.Series, mask: pd.Series | np.ndarray, reason: str | pd.Series) -> pd.Series:
@@ -183,21 +162,47 @@ def _to_hourly_grid(frame: pd.DataFrame, max_gap_hours: int) -> pd.DataFrame:
         grid = group.reindex(hours)
         grid["observed"] = grid["station"].notna()
         grid["station"] = station
-        filled = np.zeros(len(grid), dtype=bool)
+        filled_di = np.zeros(len(grid), dtype=bool)
+        filled_other = np.zeros(len(grid), dtype=bool)
         for column in INTERPOLATED:
             fill = short_gap_mask(grid[column].isna(), max_gap_hours)
             if fill.any():
                 interpolated = grid[column].interpolate(method="time", limit_area="inside")
                 grid.loc[fill, column] = interpolated[fill]
-                filled |= fill
-        grid["interpolated"] = filled
-        grid["gap"] = grid[["temp_c", "humidity_pct"]].isna().any(axis=1)
+                if column in DI_INPUTS:
+                    filled_di |= fill
+                else:
+                    filled_other |= fill
+        grid["interpolated"] = filled_di
+        grid["interpolated_other"] = filled_other
+        grid["gap"] = grid[list(DI_INPUTS)].isna().any(axis=1)
         grids.append(grid.reset_index())
-    columns = ["station", "time_utc", *MEASURED, "observed", "interpolated", "gap"]
+    columns = [*CLEAN_COLUMNS]
     if not grids:
         return pd.DataFrame({c: pd.Series(dtype=float) for c in columns})
     clean = pd.concat(grids, ignore_index=True)[columns]
-    return clean.astype({"observed": bool, "interpolated": bool, "gap": bool})
+    return clean.astype({c: bool for c in FLAGS})
+
+
+def station_coverage(clean: pd.DataFrame) -> pd.DataFrame:
+    """Per station: hours observed, DI inputs filled, DI missing, other fields filled.
+
+    An hour whose row arrived but lacked temperature or humidity counts as observed *and*
+    as filled or missing, so the DI counts are what tell whether DI was measured.
+    """
+    flags = clean.assign(
+        di_observed=~clean["interpolated"] & ~clean["gap"],
+    ).groupby("station", sort=True)
+    return pd.DataFrame(
+        {
+            "hours": flags.size(),
+            "rows_received": flags["observed"].sum(),
+            "di_observed": flags["di_observed"].sum(),
+            "di_filled": flags["interpolated"].sum(),
+            "di_missing": flags["gap"].sum(),
+            "other_filled": flags["interpolated_other"].sum(),
+        }
+    ).reset_index()
 
 
 def parse_measurements(frame: pd.DataFrame) -> pd.DataFrame:

@@ -75,6 +75,7 @@ class CleanWeather(pa.DataFrameModel):
     visibility_km: Series[float] = pa.Field(nullable=True, **_in_range("visibility_km"))
     observed: Series[bool]
     interpolated: Series[bool]
+    interpolated_other: Series[bool]
     gap: Series[bool]
 
     class Config:

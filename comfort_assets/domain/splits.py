@@ -9,6 +9,12 @@ from itertools import pairwise
 import pandas as pd
 
 SPLITS = ("training", "validation", "holdout")
+#: The bundled year's reference split (train Jan–Aug, validate September, hold out Oct–Dec):
+#: the measured figures are quoted on it, so it stays fixed.
+REFERENCE_2013 = "reference-2013"
+PRESETS: dict[str, tuple[str, str]] = {REFERENCE_2013: ("2013-09-01", "2013-10-01")}
+DEFAULT_HOLDOUT_FRACTION = 0.25
+DEFAULT_VALIDATION_DAYS = 30
 
 
 @dataclass(frozen=True)
@@ -36,6 +42,47 @@ class SplitWindows:
             )
         return windows
 
+    @classmethod
+    def preset(cls, name: str) -> SplitWindows:
+        if name not in PRESETS:
+            raise ValueError(f"unknown split preset {name!r} (known: {', '.join(PRESETS)})")
+        return cls.from_dates(*PRESETS[name])
+
+    @classmethod
+    def relative(
+        cls,
+        first: pd.Timestamp,
+        end: pd.Timestamp,
+        holdout_fraction: float = DEFAULT_HOLDOUT_FRACTION,
+        validation_days: int = DEFAULT_VALIDATION_DAYS,
+    ) -> SplitWindows:
+        """The last ``holdout_fraction`` of whole days ``[first, end)`` is the holdout, the
+        ``validation_days`` before it validation, everything earlier training."""
+        if not 0 < holdout_fraction < 1:
+            raise ValueError(f"holdout_fraction must be in (0, 1), got {holdout_fraction}")
+        if validation_days < 1:
+            raise ValueError(f"validation_days must be at least 1, got {validation_days}")
+        first, end = first.floor("D"), end.ceil("D")
+        days = (end - first).days
+        holdout_days = max(1, round(days * holdout_fraction))
+        validation_end = end - pd.Timedelta(days=holdout_days)
+        train_end = validation_end - pd.Timedelta(days=validation_days)
+        # a training window shorter than the validation one cannot teach much
+        if (train_end - first).days < validation_days:
+            raise ValueError(
+                f"the data spans {days} days ({first:%Y-%m-%d} … {end:%Y-%m-%d}): too short for "
+                f"{holdout_days} holdout days, {validation_days} validation days and at least "
+                f"as many training days; give more data or explicit split dates"
+            )
+        return cls(train_end, validation_end, None)
+
+    def describe(self) -> str:
+        holdout_end = "end" if self.holdout_end is None else f"{self.holdout_end:%Y-%m-%d}"
+        return (
+            f"train < {self.train_end:%Y-%m-%d} ≤ validation < {self.validation_end:%Y-%m-%d} "
+            f"≤ holdout < {holdout_end}"
+        )
+
     def problems(self, splits: dict[str, pd.DataFrame]) -> list[str]:
         """What is wrong with a set of splits (empty means fine)."""
         found = [f"{name} split is empty" for name in SPLITS if splits[name].empty]
@@ -44,6 +91,40 @@ class SplitWindows:
             if len(a) and len(b) and a["valid_at_utc"].max() > b["time_utc"].min():
                 found.append(f"{earlier} targets reach into {later}")
         return found
+
+
+def resolve_windows(
+    features: pd.DataFrame,
+    *,
+    preset: str,
+    source_preset: str | None,
+    train_end: str | None = None,
+    validation_end: str | None = None,
+    holdout_end: str | None = None,
+    holdout_fraction: float = DEFAULT_HOLDOUT_FRACTION,
+    validation_days: int = DEFAULT_VALIDATION_DAYS,
+) -> tuple[SplitWindows, str]:
+    """The windows a split config means, and how they were chosen.
+
+    Explicit dates win; else a named preset; ``auto`` takes the source's own preset if it
+    has one (the bundled year's reference split) and a relative split of the data otherwise.
+    """
+    if (train_end is None) != (validation_end is None):
+        raise ValueError("give both train_end and validation_end, or neither")
+    if train_end is not None and validation_end is not None:
+        return SplitWindows.from_dates(train_end, validation_end, holdout_end), "dates"
+    name = source_preset if preset == "auto" else preset
+    if name is not None and name != "relative":
+        return SplitWindows.preset(name), name
+    if features.empty:
+        raise ValueError("no features: the relative split needs data to measure")
+    windows = SplitWindows.relative(
+        features["time_utc"].min(),
+        features["valid_at_utc"].max(),
+        holdout_fraction=holdout_fraction,
+        validation_days=validation_days,
+    )
+    return windows, f"relative (last {holdout_fraction:.0%} of days, {validation_days} before)"
 
 
 def chronological_split(features: pd.DataFrame, windows: SplitWindows) -> dict[str, pd.DataFrame]:

@@ -37,8 +37,6 @@ KMA_MAX_PAGE_SIZE = 999
 KMA_OK, KMA_NO_DATA, KMA_NOT_YET_SERVED = "00", "03", "99"
 
 OPEN_METEO_TIME_FORMAT = "%Y-%m-%dT%H:%M"
-#: 1 kn = 1852 m/h; not in `comfort_assets.domain.units`.
-KNOT_TO_MS = 1852.0 / 3600.0
 METRE_TO_KM = 1e-3
 FOOT_TO_KM = 0.3048e-3
 
@@ -377,7 +375,7 @@ _WIND: dict[str, Converter] = {
     "km/h": units.kmh_to_ms,
     "m/s": None,
     "mp/h": units.mph_to_ms,
-    "kn": lambda v: v * KNOT_TO_MS,
+    "kn": lambda v: v * units.KNOT_TO_MS,
 }
 #: Open-Meteo hourly variable → (SI column, {unit in ``hourly_units`` → conversion}).
 OPEN_METEO_HOURLY: dict[str, tuple[str, dict[str, Converter]]] = {

@@ -6,8 +6,14 @@ import pandas as pd
 from comfort_assets.checks import schema_check, schema_spec
 from comfort_assets.domain.features import DEFAULT_HORIZON, build_features, check_horizon
 from comfort_assets.domain.schemas import COMFORT_FEATURES
-from comfort_assets.domain.splits import SplitWindows, chronological_split
+from comfort_assets.domain.splits import (
+    DEFAULT_HOLDOUT_FRACTION,
+    DEFAULT_VALIDATION_DAYS,
+    chronological_split,
+    resolve_windows,
+)
 from comfort_assets.metadata import table_metadata
+from comfort_assets.resources.weather import WeatherSource
 
 
 class FeatureConfig(dg.Config):
@@ -16,11 +22,19 @@ class FeatureConfig(dg.Config):
 
 
 class SplitConfig(dg.Config):
-    """Reference split: train Jan–Aug, validate September, hold out Oct–Dec (dates are UTC)."""
+    """Chronological split: explicit UTC dates, a named preset, or relative to the data."""
 
-    train_end: str = "2013-09-01"
-    validation_end: str = "2013-10-01"
+    preset: str = "auto"
+    """``auto``: the source's named split if it has one (the bundled year's ``reference-2013``:
+    train Jan–Aug, validate September, hold out Oct–Dec), else ``relative``."""
+    train_end: str | None = None
+    """With ``validation_end``: explicit dates (UTC), overriding the preset."""
+    validation_end: str | None = None
     holdout_end: str | None = None
+    holdout_fraction: float = DEFAULT_HOLDOUT_FRACTION
+    """Relative split: this share of the data's last days is the holdout …"""
+    validation_days: int = DEFAULT_VALIDATION_DAYS
+    """… and this many days before it are validation; everything earlier is training."""
 
 
 @dg.asset(
@@ -63,13 +77,31 @@ def comfort_features(config: FeatureConfig, clean_weather: pd.DataFrame):
         )
     ],
 )
-def chronological_splits(config: SplitConfig, comfort_features: pd.DataFrame):
+def chronological_splits(
+    config: SplitConfig, weather: WeatherSource, comfort_features: pd.DataFrame
+):
     """Time-ordered splits (never random: a random split leaks future weather); a row joins a
-    split only if its target time is inside the split too, so no target crosses a boundary."""
-    windows = SplitWindows.from_dates(config.train_end, config.validation_end, config.holdout_end)
+    split only if its target time is inside the split too, so no target crosses a boundary.
+    The windows come from the data (or config), never from a fixed year."""
+    windows, chosen = resolve_windows(
+        comfort_features,
+        preset=config.preset,
+        source_preset=weather.split_preset,
+        train_end=config.train_end,
+        validation_end=config.validation_end,
+        holdout_end=config.holdout_end,
+        holdout_fraction=config.holdout_fraction,
+        validation_days=config.validation_days,
+    )
     splits = chronological_split(comfort_features, windows)
+    split_metadata = {
+        "split": dg.MetadataValue.text(chosen),
+        "windows": dg.MetadataValue.text(windows.describe()),
+    }
     for name, frame in splits.items():
-        yield dg.Output(frame, output_name=f"{name}_set", metadata=table_metadata(frame))
+        yield dg.Output(
+            frame, output_name=f"{name}_set", metadata={**table_metadata(frame), **split_metadata}
+        )
     problems = windows.problems(splits)
     yield dg.AssetCheckResult(
         asset_key="holdout_set",

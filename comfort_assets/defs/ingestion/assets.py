@@ -5,12 +5,46 @@ import pandas as pd
 
 from comfort_assets.checks import schema_check, schema_spec
 from comfort_assets.deployment import weather_partitions
-from comfort_assets.domain.cleaning import clean_observations
+from comfort_assets.domain.cleaning import clean_observations, station_coverage
+from comfort_assets.domain.partitions import DaySpan, check_overlap, outside
 from comfort_assets.domain.schemas import CleanWeather, RawWeather, WeatherQuarantine
+from comfort_assets.domain.units_check import findings_table, judge_units
 from comfort_assets.metadata import table_metadata
 from comfort_assets.resources.weather import WeatherSource
 
 WEATHER_PARTITIONS = weather_partitions()
+
+
+def _partitions_span() -> DaySpan:
+    keys = WEATHER_PARTITIONS.get_partition_keys()
+    return DaySpan(pd.Timestamp(keys[0]).date(), pd.Timestamp(keys[-1]).date())
+
+
+def _units_check(raw: pd.DataFrame, judged: str) -> dg.AssetCheckResult:
+    """Units judged per station and column; an error blocks, a warning is only reported."""
+    findings = judge_units(raw)
+    errors = [f for f in findings if f.severity == "error"]
+    warnings = [f for f in findings if f.severity == "warning"]
+    metadata: dict[str, dg.MetadataValue] = {
+        "judged": dg.MetadataValue.text(judged),
+        "errors": dg.MetadataValue.int(len(errors)),
+        "warnings": dg.MetadataValue.int(len(warnings)),
+        "summary": dg.MetadataValue.text(
+            "; ".join(f.message() for f in findings) or "every station's units look right"
+        ),
+    }
+    if findings:
+        metadata["findings"] = dg.MetadataValue.md(
+            findings_table(findings).to_markdown(index=False)
+        )
+    return dg.AssetCheckResult(
+        asset_key="raw_weather",
+        check_name="units",
+        passed=not errors,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata=metadata,
+        description="; ".join(f.message() for f in errors)[:1000] or None,
+    )
 
 
 class CleaningConfig(dg.Config):
@@ -24,25 +58,47 @@ class CleaningConfig(dg.Config):
     group_name="ingestion",
     kinds={"pandas"},
     metadata={"partition_expr": "time_utc"},
-    check_specs=[schema_spec("raw_weather", blocking=True, description="RawWeather contract")],
+    check_specs=[
+        schema_spec("raw_weather", blocking=True, description="RawWeather contract"),
+        dg.AssetCheckSpec(
+            "units",
+            asset="raw_weather",
+            blocking=True,
+            description="per station and column: humidity in %, wind in m/s, °C, sea-level hPa",
+        ),
+    ],
 )
 def raw_weather(context: dg.AssetExecutionContext, weather: WeatherSource):
     """Hourly observations in SI units, one partition per UTC day, as the source gave them."""
+    partitions = _partitions_span()
+    data_span = weather.span()
+    if data_span is not None:
+        check_overlap(data_span, partitions)
     window = context.partition_time_window
     raw = weather.fetch(window.start, window.end)
     # validate before anything reads the columns, so a broken source fails the check by name
     check = schema_check(raw, RawWeather, asset_key="raw_weather")
     parse_errors = raw["parse_error"] if "parse_error" in raw else pd.Series(dtype=str)
-    yield dg.Output(
-        raw,
-        metadata={
-            **table_metadata(raw),
-            "source": dg.MetadataValue.text(weather.name),
-            "partitions": dg.MetadataValue.int(len(context.partition_keys)),
-            "unparsable_rows": dg.MetadataValue.int(int((parse_errors != "").sum())),
-        },
-    )
+    whole = weather.whole()
+    metadata = {
+        **table_metadata(raw),
+        "source": dg.MetadataValue.text(weather.name),
+        "partitions": dg.MetadataValue.int(len(context.partition_keys)),
+        "partitions_span": dg.MetadataValue.text(str(partitions)),
+        "unparsable_rows": dg.MetadataValue.int(int((parse_errors != "").sum())),
+    }
+    if whole is not None and data_span is not None:
+        metadata["data_span"] = dg.MetadataValue.text(str(data_span))
+        metadata["rows_outside_partitions"] = dg.MetadataValue.int(
+            outside(whole["time_utc"], partitions)
+        )
+    yield dg.Output(raw, metadata=metadata)
     yield check
+    # a day says little about °F or km/h: file-backed sources are judged as a whole
+    if whole is not None:
+        yield _units_check(whole, f"the whole source ({len(whole)} rows)")
+    else:
+        yield _units_check(raw, f"the fetched window ({len(raw)} rows)")
 
 
 @dg.multi_asset(
@@ -69,7 +125,13 @@ def clean_weather(config: CleaningConfig, raw_weather: pd.DataFrame):
             "raw_rows": dg.MetadataValue.int(len(raw_weather)),
             "quarantined_rows": dg.MetadataValue.int(len(quarantine)),
             "interpolated_hours": dg.MetadataValue.int(int(clean["interpolated"].sum())),
+            "interpolated_other_hours": dg.MetadataValue.int(
+                int(clean["interpolated_other"].sum())
+            ),
             "gap_hours": dg.MetadataValue.int(int(clean["gap"].sum())),
+            "coverage_by_station": dg.MetadataValue.md(
+                station_coverage(clean).to_markdown(index=False)
+            ),
         },
     )
     reasons = quarantine["reason"].str.split(";").str[0].str.split("=").str[0].value_counts()
