@@ -11,11 +11,14 @@ Production values come from `dg.EnvVar` so secrets never sit in code or in run c
 from __future__ import annotations
 
 import os
+from datetime import date
 from pathlib import Path
 
 import dagster as dg
 from dagster_aws.s3 import S3Resource
 
+from comfort_assets.domain.partitions import DaySpan
+from comfort_assets.domain.units import parse_declarations
 from comfort_assets.resources.io_manager import ObjectStoreIOManager
 from comfort_assets.resources.notifier import Notifier
 from comfort_assets.resources.object_store import LocalObjectStore, ObjectStore, S3ObjectStore
@@ -23,7 +26,12 @@ from comfort_assets.resources.prediction_store import PredictionStore
 from comfort_assets.resources.progress import ProgressReporter
 from comfort_assets.resources.registry import ModelRegistry
 from comfort_assets.resources.tracking import ExperimentTracker
-from comfort_assets.resources.weather import BundledWeatherSource, WeatherSource
+from comfort_assets.resources.weather import (
+    BundledWeatherSource,
+    FileWeatherSource,
+    WeatherSource,
+    file_span,
+)
 
 ENVIRONMENTS = ("local", "production")
 
@@ -39,12 +47,57 @@ def comfort_home() -> Path:
     return Path(os.environ.get("COMFORT_HOME", ".comfort")).absolute()
 
 
+SOURCES = ("bundled", "file", "kma", "open-meteo")
+DEFAULT_API_START = "2024-01-01"
+
+
+def source() -> str:
+    """``COMFORT_SOURCE`` picks the weather (independent of storage): ``bundled`` (default
+    locally), ``file`` (``COMFORT_WEATHER_FILE``), ``kma`` (default in production) or
+    ``open-meteo``."""
+    default = "bundled" if environment() == "local" else "kma"
+    kind = os.environ.get("COMFORT_SOURCE") or default
+    if kind not in SOURCES:
+        raise ValueError(f"COMFORT_SOURCE must be one of {SOURCES}, got {kind!r}")
+    return kind
+
+
+def _weather_file() -> str:
+    path = os.environ.get("COMFORT_WEATHER_FILE")
+    if not path:
+        raise ValueError(
+            "COMFORT_SOURCE=file needs COMFORT_WEATHER_FILE (the path of a CSV or Parquet file)"
+        )
+    return path
+
+
+def _weather_timezone() -> str | None:
+    return os.environ.get("COMFORT_WEATHER_TIMEZONE") or None
+
+
+def _api_span() -> DaySpan:
+    """``COMFORT_START_DATE`` (default 2024-01-01) to ``COMFORT_END_DATE`` (inclusive; default:
+    open, up to yesterday)."""
+    start = date.fromisoformat(os.environ.get("COMFORT_START_DATE") or DEFAULT_API_START)
+    end = os.environ.get("COMFORT_END_DATE")
+    return DaySpan(start, date.fromisoformat(end) if end else date.max)
+
+
 def weather_partitions() -> dg.DailyPartitionsDefinition:
-    """2013 for the bundled data; from ``COMFORT_START_DATE`` to yesterday in production."""
-    if environment() == "local":
-        return dg.DailyPartitionsDefinition(start_date="2013-01-01", end_date="2013-12-31")
+    """One partition per UTC day of the data, first and last day included: file sources
+    from the file's own span (only its time column is read, cached), APIs from
+    ``COMFORT_START_DATE``."""
+    kind = source()
+    if kind == "bundled":
+        span = BundledWeatherSource().span()
+    elif kind == "file":
+        span = file_span(_weather_file(), _weather_timezone())
+    else:
+        span = _api_span()
+        if span.last == date.max:
+            return dg.DailyPartitionsDefinition(start_date=span.first.isoformat())
     return dg.DailyPartitionsDefinition(
-        start_date=os.environ.get("COMFORT_START_DATE", "2024-01-01")
+        start_date=span.first.isoformat(), end_date=span.end.isoformat()
     )
 
 
@@ -80,11 +133,42 @@ def prediction_store(resolve_env: bool = False) -> PredictionStore:
     return PredictionStore(url=url)
 
 
-def weather_source() -> WeatherSource:
-    if environment() == "local":
-        return BundledWeatherSource()
-    from comfort_assets.resources.connectors import KmaAsosWeatherSource
+def _open_meteo_stations(text: str) -> dict[str, list[float]]:
+    """``"SEOUL=37.57:126.97,BUSAN=35.10:129.03"`` → ``{"SEOUL": [37.57, 126.97], …}``."""
+    stations = {}
+    for item in (i.strip() for i in text.split(",")):
+        name, _, where = item.partition("=")
+        latitude, _, longitude = where.partition(":")
+        try:
+            stations[name.strip()] = [float(latitude), float(longitude)]
+        except ValueError:
+            raise ValueError(
+                f"COMFORT_OPEN_METEO_STATIONS item {item!r} is not NAME=latitude:longitude"
+            ) from None
+    return stations
 
+
+def weather_source() -> WeatherSource:
+    """The source ``COMFORT_SOURCE`` names, configured from the environment."""
+    kind = source()
+    if kind == "bundled":
+        return BundledWeatherSource()
+    if kind == "file":
+        _weather_file()
+        timezone = _weather_timezone()
+        return FileWeatherSource(
+            path=dg.EnvVar("COMFORT_WEATHER_FILE"),
+            timezone=dg.EnvVar("COMFORT_WEATHER_TIMEZONE") if timezone else None,
+            units=parse_declarations(os.environ.get("COMFORT_WEATHER_UNITS", "")),
+        )
+    from comfort_assets.resources.connectors import KmaAsosWeatherSource, OpenMeteoWeatherSource
+
+    if kind == "open-meteo":
+        stations = os.environ.get("COMFORT_OPEN_METEO_STATIONS", "SEOUL=37.5714:126.9658")
+        url = os.environ.get("COMFORT_OPEN_METEO_URL")
+        return OpenMeteoWeatherSource(
+            stations=_open_meteo_stations(stations), **({"base_url": url} if url else {})
+        )
     stations = os.environ.get("COMFORT_KMA_STATIONS", "108")
     return KmaAsosWeatherSource(
         service_key=dg.EnvVar("KMA_SERVICE_KEY"),
