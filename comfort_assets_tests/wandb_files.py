@@ -39,13 +39,23 @@ def read_offline_run(run_dir: Path) -> dict[str, Any]:
     from wandb.proto import wandb_internal_pb2 as pb
 
     (path,) = run_dir.glob("run-*.wandb")
-    out: dict[str, Any] = {"history": [], "summary": {}, "artifacts": [], "config": {}, "name": ""}
+    out: dict[str, Any] = {
+        "history": [],
+        "summary": {},
+        "artifacts": [],
+        "config": {},
+        "name": "",
+        "group": "",
+        "tags": [],
+    }
     for raw in _records(path.read_bytes()):
         record = pb.Record()
         record.ParseFromString(raw)
         kind = record.WhichOneof("record_type")
         if kind == "run":
             out["name"] = record.run.display_name
+            out["group"] = record.run.run_group
+            out["tags"] = list(record.run.tags)
             for item in record.run.config.update:
                 out["config"][item.key] = json.loads(item.value_json)
         elif kind == "history":
@@ -64,9 +74,10 @@ def read_offline_run(run_dir: Path) -> dict[str, Any]:
 
 
 def offline_runs(wandb_dir: Path) -> dict[str, dict[str, Any]]:
-    """Every offline run under a tracker's ``dir``, by run name."""
+    """Every offline run under a tracker's ``dir``, by the asset that made it (run names
+    carry the Dagster run id); the latest run of an asset wins."""
     runs = {}
     for run_dir in sorted((wandb_dir / "wandb").glob("offline-run-*")):
         run = read_offline_run(run_dir)
-        runs[run["name"]] = run
+        runs[run["config"].get("dagster_asset", run["name"])] = run
     return runs

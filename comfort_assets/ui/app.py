@@ -1,0 +1,356 @@
+"""The forecast page: pick a station and an hour (or paste observations), get the DI
+forecast from the Bento service, send feedback, and see how past forecasts did.
+
+    .venv/bin/streamlit run comfort_assets/ui/app.py -- --service http://127.0.0.1:3000
+
+The service URL also comes from ``COMFORT_SERVICE_URL``; storage from the same
+environment as Dagster and the service (``COMFORT_HOME``, ``COMFORT_ENV``). This script
+only lays out: the computing is in `logic`, the HTTP in `client`, the reading in `data`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from datetime import UTC, datetime, timedelta
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from comfort_assets import deployment
+from comfort_assets.domain.comfort import BAND_EDGES, BANDS
+from comfort_assets.domain.features import WINDOW_HOURS
+from comfort_assets.ui import client, data, logic
+
+#: How far after the last observed hour the page looks for the actual DI.
+ACTUAL_LOOKAHEAD_H = 24
+RECENT_DAYS = 30
+RATINGS = {
+    1: "1 · comfortable",
+    2: "2",
+    3: "3 · so-so",
+    4: "4",
+    5: "5 · very uncomfortable",
+}
+NO_BAND = "—"
+#: Columns of the recent-predictions table and their headings.
+RECENT_COLUMNS = {
+    "created_at": "created at",
+    "station": "station",
+    "valid_at": "valid at",
+    "model_version": "model",
+    "prediction": "forecast",
+    "actual": "actual (weather)",
+    "error": "error",
+    "actual_di": "actual (feedback)",
+    "rating": "rating",
+}
+FROM_WEATHER = "From the ingested weather"
+PASTED = "Paste a request (JSON)"
+
+
+def _storage_key() -> str:
+    """Cache key for everything read from storage: which deployment and home."""
+    return f"{deployment.environment()}:{deployment.comfort_home()}"
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def weather_days(storage: str) -> list[str]:
+    days = data.partitions(deployment.object_store(resolve_env=True), "clean_weather")
+    return [day for day in days if day != data.UNPARTITIONED]
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def weather(storage: str, start: datetime, end: datetime) -> pd.DataFrame:
+    return data.clean_weather(deployment.object_store(resolve_env=True), start, end)
+
+
+@st.cache_data(ttl=5, show_spinner=False)
+def model_info(url: str) -> client.Answer:
+    return client.call(url, "/model_info", {}, timeout=3)
+
+
+def show_problem(problem: logic.Problem, where: object = st) -> None:
+    lines = "\n".join(f"- {line}" for line in problem.lines)
+    where.error(f"**{problem.title}**\n\n{lines}" if lines else f"**{problem.title}**")
+
+
+# --- page -----------------------------------------------------------------------------
+st.set_page_config(page_title="Discomfort forecast", page_icon="🌡️", layout="wide")
+state = st.session_state
+
+with st.sidebar:
+    st.header("Forecast service")
+    url = st.text_input("URL", value=logic.service_url(sys.argv[1:], os.environ), key="url")
+    url = url.rstrip("/")
+    info = model_info(url)
+    if info.ok:
+        st.success(
+            f"Serving **{info.data['version']}**, {info.data['horizon_h']} h ahead, "
+            f"stations {', '.join(info.data['stations'])}"
+        )
+    else:
+        show_problem(info.problem, st)
+    st.caption(f"Storage: `{_storage_key()}`")
+
+st.title("Discomfort index forecast")
+st.caption(
+    "Thom's discomfort index (불쾌지수) a few hours ahead: below 68 low, 68–75 normal, "
+    "75–80 high, 80 and above very high."
+)
+forecast_tab, recent_tab, monitoring_tab = st.tabs(
+    ["Forecast", "Recent predictions", "Monitoring status"]
+)
+
+with forecast_tab:
+    source = st.radio("Observations", [FROM_WEATHER, PASTED], horizontal=True, key="source")
+    days = weather_days(_storage_key())
+    station = moment = text = None
+    if source == FROM_WEATHER:
+        if not days:
+            st.info(
+                "No ingested weather in the object store yet: run `.venv/bin/comfort run` "
+                "first, or paste observations."
+            )
+        else:
+            first, last = (datetime.fromisoformat(d).date() for d in (days[0], days[-1]))
+            latest = weather(
+                _storage_key(),
+                datetime.combine(last, datetime.min.time(), UTC),
+                datetime.combine(last, datetime.max.time(), UTC),
+            )
+            left, middle, right = st.columns(3)
+            station = left.selectbox("Station", sorted(latest["station"].unique()), key="station")
+            day = middle.date_input(
+                "Day (UTC)", value=last, min_value=first, max_value=last, key="day"
+            )
+            hour = right.selectbox(
+                "Last observed hour (UTC)",
+                list(range(24)),
+                index=15,
+                format_func=lambda h: f"{h:02d}:00",
+                key="hour",
+            )
+            moment = datetime.combine(day, datetime.min.time(), UTC) + timedelta(hours=hour)
+            st.caption(
+                f"The service gets the {WINDOW_HOURS} hours ending at {moment:%Y-%m-%d %H:00} UTC."
+            )
+    else:
+        text = st.text_area(
+            f"A `/predict` request: station, observed_until (UTC) and {WINDOW_HOURS} hourly "
+            "observations, oldest first (temp_c, humidity_pct required)",
+            height=180,
+            key="pasted",
+        )
+
+    if st.button("Forecast", type="primary", key="forecast"):
+        state.pop("feedback_answer", None)
+        try:
+            if source == FROM_WEATHER:
+                if moment is None:
+                    raise logic.InputProblem("pick a station and an hour first")
+                clean = weather(
+                    _storage_key(),
+                    moment - timedelta(hours=WINDOW_HOURS - 1),
+                    moment + timedelta(hours=ACTUAL_LOOKAHEAD_H),
+                )
+                payload = logic.payload_from_weather(clean, station, moment)
+            else:
+                clean = None
+                payload = logic.payload_from_text(text or "")
+        except logic.InputProblem as problem:
+            state.update(view=None, problem=logic.Problem(str(problem)))
+        else:
+            answer = client.call(url, "/predict", logic.predict_body(payload))
+            if answer.ok:
+                view = logic.forecast_view(payload, answer.data[0])
+                actual = (
+                    logic.observed_di_at(clean, view.station, view.valid_at)
+                    if clean is not None
+                    else None
+                )
+                state.update(view=view, actual=actual, problem=None)
+            else:
+                state.update(view=None, problem=answer.problem)
+
+    if state.get("problem"):
+        show_problem(state["problem"])
+
+    view: logic.ForecastView | None = state.get("view")
+    if view is not None:
+        st.markdown(
+            f"<div style='border-left:12px solid {view.colour};padding:0.6rem 1rem;"
+            f"background:{view.colour}14;border-radius:6px;margin-bottom:0.8rem'>"
+            f"<span style='font-size:2.6rem;font-weight:700'>{view.di:.1f}</span> "
+            f"<span style='background:{view.colour};color:white;padding:0.2rem 0.7rem;"
+            f"border-radius:1rem;font-weight:600;vertical-align:0.6rem'>{view.band}</span>"
+            f"<br>{view.station} at {view.valid_at:%Y-%m-%d %H:%M} UTC "
+            f"({view.horizon_h} h ahead): {view.meaning}</div>",
+            unsafe_allow_html=True,
+        )
+        now_di = view.history["di"].dropna()
+        columns = st.columns(4)
+        columns[0].metric(
+            "DI forecast",
+            f"{view.di:.1f}",
+            delta=f"{view.di - now_di.iloc[-1]:+.1f} vs now" if len(now_di) else None,
+            delta_color="inverse",
+        )
+        columns[1].metric("Band", view.band)
+        columns[2].metric(
+            "Feels like now",
+            f"{view.feels_like_c:.1f} °C" if view.feels_like_c is not None else "—",
+            help="Apparent temperature (wind chill at or below 10 °C) at the last observed hour",
+        )
+        columns[3].metric("Model", view.model_version)
+
+        frame = logic.chart_frame(view)
+        last_observed = frame[frame["kind"] == "observed"].dropna().tail(1)
+        link = pd.concat([last_observed, frame[frame["kind"] == "forecast"]])
+        x = alt.X(
+            "time_utc:T",
+            title="time (UTC)",
+            scale=alt.Scale(type="utc"),
+            axis=alt.Axis(format="%d %b %H:%M"),
+        )
+        y = alt.Y("di:Q", title="discomfort index", scale=alt.Scale(zero=False))
+        observed = (
+            alt.Chart(frame[frame["kind"] == "observed"])
+            .mark_line(color="#455a64")
+            .encode(x=x, y=y, tooltip=["time_utc:T", alt.Tooltip("di:Q", format=".1f")])
+        )
+        dashed = alt.Chart(link).mark_line(strokeDash=[5, 4], color=view.colour).encode(x=x, y=y)
+        point = (
+            alt.Chart(frame[frame["kind"] == "forecast"])
+            .mark_point(size=220, filled=True, color=view.colour, opacity=1)
+            .encode(x=x, y=y, tooltip=["time_utc:T", alt.Tooltip("di:Q", format=".1f")])
+        )
+        edges = pd.DataFrame(
+            {
+                "di": BAND_EDGES,
+                "label": [f"{b} from {e:g}" for b, e in zip(BANDS[1:], BAND_EDGES, strict=True)],
+            }
+        )
+        rules = alt.Chart(edges).mark_rule(strokeDash=[2, 3], color="#9e9e9e").encode(y="di:Q")
+        labels = (
+            alt.Chart(edges)
+            .mark_text(align="left", dx=4, dy=-6, color="#757575")
+            .encode(y="di:Q", text="label:N", x=alt.value(0))
+        )
+        st.altair_chart(
+            (rules + labels + observed + dashed + point).properties(
+                height=320, title=f"Last {logic.HISTORY_HOURS} h of DI and the forecast"
+            ),
+            width="stretch",
+        )
+        actual = state.get("actual")
+        st.caption(
+            f"Prediction `{view.prediction_id}` · observed until "
+            f"{view.observed_until:%Y-%m-%d %H:%M} UTC · temperature now "
+            + (f"{view.temp_c:.1f} °C" if view.temp_c is not None else "unknown")
+            + (
+                f" · the ingested weather shows DI {actual:.1f} at the valid-at hour "
+                f"(error {view.di - actual:+.1f})"
+                if actual is not None
+                else ""
+            )
+        )
+
+        st.subheader("How did it feel?")
+        with st.form("feedback"):
+            left, middle, right = st.columns(3)
+            felt = left.selectbox(
+                "The band you felt", [NO_BAND, *BANDS], key="felt", format_func=str
+            )
+            measured = middle.number_input(
+                "Or the DI you observed",
+                value=None,
+                min_value=0.0,
+                max_value=120.0,
+                step=0.1,
+                format="%.1f",
+                key="measured",
+            )
+            rating = right.radio(
+                "Your comfort rating",
+                list(RATINGS),
+                index=None,
+                format_func=RATINGS.get,
+                horizontal=True,
+                key="rating",
+            )
+            st.caption("A felt band is sent as the DI in its middle; an observed DI wins.")
+            if st.form_submit_button("Send feedback"):
+                try:
+                    body = logic.feedback_body(
+                        view.prediction_id,
+                        actual_di=measured,
+                        felt_band=None if felt == NO_BAND else str(felt),
+                        rating=rating,
+                    )
+                except logic.InputProblem as problem:
+                    state["feedback_answer"] = client.Answer(problem=logic.Problem(str(problem)))
+                else:
+                    state["feedback_answer"] = client.call(url, "/feedback", body)
+        answer = state.get("feedback_answer")
+        if answer is not None and answer.ok:
+            stored = answer.data
+            parts = [f"actual DI {stored['actual_di']:.1f}"] if stored.get("actual_di") else []
+            parts += [f"rating {stored['rating']}"] if stored.get("rating") else []
+            st.success(f"Thank you: feedback stored for this prediction ({', '.join(parts)}).")
+        elif answer is not None:
+            show_problem(answer.problem)
+
+with recent_tab:
+    since = datetime.now(UTC) - timedelta(days=RECENT_DAYS)
+    predictions = data.recent_predictions(deployment.prediction_store(resolve_env=True), since)
+    if predictions.empty:
+        st.info(f"No predictions logged in the last {RECENT_DAYS} days: ask for a forecast first.")
+    else:
+        actuals = weather(
+            _storage_key(),
+            predictions["valid_at"].min().to_pydatetime(),
+            predictions["valid_at"].max().to_pydatetime(),
+        )
+        joined = logic.with_actuals(predictions, actuals)
+        numbers = logic.summary(joined)
+        columns = st.columns(4)
+        columns[0].metric("Predictions", numbers["predictions"])
+        columns[1].metric("With an actual", numbers["with_actual"])
+        columns[2].metric("RMSE", f"{numbers['rmse']:.2f}" if numbers["rmse"] is not None else "—")
+        columns[3].metric("Bias", f"{numbers['bias']:+.2f}" if numbers["bias"] is not None else "—")
+        rolling = logic.rolling_error(joined)
+        if rolling.empty:
+            st.caption("No prediction has an actual yet: the valid-at hours are not ingested.")
+        else:
+            long = rolling.melt("valid_at", var_name="error", value_name="DI")
+            st.altair_chart(
+                alt.Chart(long)
+                .mark_line(point=True)
+                .encode(
+                    x=alt.X("valid_at:T", title="valid at (UTC)", scale=alt.Scale(type="utc")),
+                    y=alt.Y("DI:Q", title=f"rolling error over {logic.ROLLING_WINDOW} predictions"),
+                    color="error:N",
+                )
+                .properties(height=260),
+                width="stretch",
+            )
+        shown = joined.sort_values("created_at", ascending=False)[list(RECENT_COLUMNS)]
+        st.dataframe(shown.rename(columns=RECENT_COLUMNS), hide_index=True)
+
+with monitoring_tab:
+    reports = data.monitoring_reports(deployment.object_store(resolve_env=True))
+    if not reports:
+        st.info(
+            "No monitoring yet: the monitoring assets ("
+            + ", ".join(data.MONITORING_ASSETS)
+            + ") have not been materialized."
+        )
+    for asset, (partition, value) in reports.items():
+        st.subheader(asset)
+        st.caption(f"latest: {partition}")
+        if isinstance(value, pd.DataFrame):
+            st.dataframe(value, hide_index=True)
+        else:
+            st.json(value)
