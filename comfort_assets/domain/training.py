@@ -96,6 +96,14 @@ class TunedResult:
     validation_rmse: float
     wandb_run: str = ""
 
+    def summary(self) -> dict[str, Any]:
+        """The figures a tracking run keeps: best CV RMSE, validation RMSE, best parameters."""
+        return {
+            "best_cv_rmse": float(self.trials["cv_rmse"].iloc[0]),
+            "validation_rmse": self.validation_rmse,
+            **{f"best/{k}": v for k, v in self.best_params.items()},
+        }
+
 
 def search(
     training_set: pd.DataFrame,

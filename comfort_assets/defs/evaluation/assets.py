@@ -116,15 +116,20 @@ def challenger_model(
         run.log_artifact(decision.version, "model", report.challenger.to_files(), card["metrics"])
     context.log.info(f"{decision.version}: {decision.reason}")
     yield dg.Output(decision, metadata=_decision_metadata(decision))
-    yield dg.AssetCheckResult(
+    yield _promotion_check(decision)
+
+
+def _promotion_check(decision: ChallengerDecision) -> dg.AssetCheckResult:
+    """Passes on promotion; a loss is a WARN that says what stands and what can be done."""
+    standing = (
+        f". {decision.champion_before or 'No model'} stays champion; {decision.version} is "
+        f"registered and can be promoted by hand (`comfort promote {decision.version}`)."
+    )
+    return dg.AssetCheckResult(
         check_name="promotion",
         passed=decision.promoted,
         severity=dg.AssetCheckSeverity.WARN,
-        description=decision.reason
-        if decision.promoted
-        else f"{decision.reason}. {decision.champion_before or 'No model'} stays champion; "
-        f"{decision.version} is registered and can be promoted by hand "
-        f"(`comfort promote {decision.version}`).",
+        description=decision.reason + ("" if decision.promoted else standing),
         metadata={"decision": decision.reason, "challenger": decision.version},
     )
 

@@ -152,23 +152,10 @@ def tuned_model(
             run.log(trial)
             task.advance(f"CV RMSE {trial['cv_rmse']:.4f}")
 
-        result = search(
-            training_set,
-            validation_set,
-            plan,
-            config.family,
-            config.n_folds,
-            config.random_state,
-            on_trial,
-        )
+        folds, seed = config.n_folds, config.random_state
+        result = search(training_set, validation_set, plan, config.family, folds, seed, on_trial)
         run.log_table("trials", result.trials)
-        run.summary(
-            {
-                "best_cv_rmse": float(result.trials["cv_rmse"].iloc[0]),
-                "validation_rmse": result.validation_rmse,
-                **{f"best/{k}": v for k, v in result.best_params.items()},
-            }
-        )
+        run.summary(result.summary())
         result = replace(result, wandb_run=run.url)
     return dg.Output(
         result,
