@@ -106,7 +106,7 @@ def test_wandb_offline_runs_hold_the_metrics(pipeline_home):
         "tuned_model",
         "benchmark_report",
         "evaluation_report",
-        "champion_model",
+        "challenger_model",
     } <= set(runs)
     candidates = runs["candidate_models"]
     logged = [row for row in candidates["history"] if "xgboost/validation_rmse" in row]
@@ -114,7 +114,7 @@ def test_wandb_offline_runs_hold_the_metrics(pipeline_home):
     assert candidates["config"]["random_states"] == [0, 1, 2]
     assert runs["tuned_model"]["summary"]["best_cv_rmse"] > 0
     assert runs["evaluation_report"]["summary"]["challenger_holdout_rmse"] > 0
-    assert runs["champion_model"]["artifacts"] == ["weather-predictor-001"]
+    assert runs["challenger_model"]["artifacts"] == ["weather-predictor-001"]
 
 
 @pytest.mark.slow
