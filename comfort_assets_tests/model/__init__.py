@@ -1,0 +1,1 @@
+"""Behaviour of a trained model (directional, invariance, minimum functionality)."""
