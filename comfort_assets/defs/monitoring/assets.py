@@ -51,11 +51,13 @@ class PerformanceConfig(dg.Config):
 class DriftConfig(dg.Config):
     window_days: int = 7
     """Served inputs and ingested weather of this many days ending with the partition."""
-    season_weeks: int = 2
+    season_weeks: int = 4
     """The reference is the training data from the same weeks of the year, ± this."""
     psi_threshold: float = 0.25
-    ks_alpha: float = 0.01
-    min_samples: int = 48
+    """Drift needs a PSI above this and above the reference's own week-to-week PSI."""
+    min_samples: int = 24
+    """Served inputs (or ingested hours) a station needs before its drift is judged: one
+    day of hourly forecasts."""
     max_out_of_domain_share: float = 0.1
     """A clear out-of-domain signal: more than this share of a station's served inputs lie
     outside the range the champion was trained on."""
@@ -295,7 +297,6 @@ def feature_drift(
         "weeks": config.season_weeks,
         "min_samples": config.min_samples,
         "psi_threshold": config.psi_threshold,
-        "alpha": config.ks_alpha,
     }
     frames = [mon.drift_table(reference, ingested, source="ingested", **options)]
     domain = pd.DataFrame(columns=["station", "n", "out_of_domain_share"])

@@ -165,7 +165,7 @@ def _number(text: str) -> float | None:
 
 
 @dg.asset_sensor(
-    asset_key=dg.AssetKey("champion_model"),
+    asset_key=dg.AssetKey("challenger_model"),
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Tells people when a challenger was registered, and whether it was promoted.",
 )
@@ -178,10 +178,10 @@ def promotion_notifier(
     notifier.notify(
         Alert(
             kind="promotion",
-            title=f"{value.get('challenger_version', '?')} "
+            title=f"{value.get('version', '?')} "
             + ("promoted to champion" if promoted else "registered, not promoted")
             + f": {value.get('decision', '')}",
-            check="champion_model:promotion",
+            check="challenger_model:promotion",
             figure=_number(str(value.get("challenger_rmse", ""))),
             threshold=_number(str(value.get("champion_rmse", ""))),
             model_version=str(value.get("champion_now", "")),

@@ -1,0 +1,117 @@
+"""The notifier posts to a real HTTP server on 127.0.0.1 through Slack's webhook client."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import dagster as dg
+
+from comfort_assets.resources.notifier import WEBHOOK_ENV, Alert, Notifier
+
+
+class WebhookServer:
+    """A Slack incoming webhook stand-in: answers the scripted statuses in order (then 200)
+    and keeps every JSON body it received."""
+
+    def __init__(self, statuses: list[int]) -> None:
+        self.statuses = list(statuses)
+        self.bodies: list[dict] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", 0))
+                server.bodies.append(json.loads(self.rfile.read(length)))
+                status = server.statuses.pop(0) if server.statuses else 200
+                self.send_response(status)
+                if status == 429:
+                    self.send_header("Retry-After", "0")
+                body = b"ok" if status == 200 else b"try again"
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/services/T0/B0/x"
+
+    @property
+    def texts(self) -> list[str]:
+        return [body["text"] for body in self.bodies]
+
+
+@contextmanager
+def webhook_server(statuses: list[int] | None = None) -> Iterator[WebhookServer]:
+    server = WebhookServer(statuses or [])
+    thread = threading.Thread(target=server.httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.httpd.shutdown()
+        server.httpd.server_close()
+
+
+ALERT = Alert(
+    kind="decay",
+    title="production RMSE above holdout × 1.1",
+    check="production_performance:rmse_vs_holdout",
+    figure=2.91234,
+    threshold=2.42,
+    station="JFK",
+    model_version="weather-predictor-007",
+)
+
+
+def test_message_names_check_figure_threshold_station_and_version():
+    text = ALERT.text()
+    for part in ("rmse_vs_holdout", "2.912", "2.42", "JFK", "weather-predictor-007", "decay"):
+        assert part in text
+
+
+def test_posts_the_alert_as_text_and_blocks():
+    with webhook_server() as server:
+        assert Notifier(webhook_url=server.url).notify(ALERT)
+    (body,) = server.bodies
+    assert body["text"] == ALERT.text()
+    fields = {f["text"] for block in body["blocks"] for f in block.get("fields", [])}
+    assert "*Station*\nJFK" in fields and "*Threshold*\n2.42" in fields
+
+
+def test_server_error_and_rate_limit_are_retried_with_backoff():
+    with webhook_server([500, 429]) as server:
+        delivered = Notifier(webhook_url=server.url, backoff_factor_s=0.01).notify(ALERT)
+    assert delivered
+    assert len(server.bodies) == 3 and len(set(server.texts)) == 1
+
+
+def test_a_webhook_that_keeps_failing_is_logged_not_raised():
+    with webhook_server([500] * 10) as server:
+        notifier = Notifier(webhook_url=server.url, max_retries=2, backoff_factor_s=0.01)
+        assert notifier.notify(ALERT) is False
+    assert len(server.bodies) == 3  # the first try and two retries
+
+
+def test_without_a_webhook_alerts_only_go_to_the_log(monkeypatch):
+    monkeypatch.delenv(WEBHOOK_ENV, raising=False)
+    notifier = Notifier.from_environment()
+    assert notifier.webhook_url is None and notifier.notify(ALERT)
+
+
+def test_the_webhook_url_comes_from_the_environment_through_dagster(monkeypatch):
+    with webhook_server() as server:
+        monkeypatch.setenv(WEBHOOK_ENV, server.url)
+        notifier = Notifier.from_environment()
+
+        @dg.asset
+        def alerting(notifier: Notifier) -> None:
+            notifier.notify(ALERT)
+
+        assert dg.materialize([alerting], resources={"notifier": notifier}).success
+    assert server.texts == [ALERT.text()]
