@@ -121,15 +121,16 @@ def object_store(resolve_env: bool = False) -> ObjectStore:
 
 
 def prediction_store(resolve_env: bool = False) -> PredictionStore:
-    """A SQLite file under ``COMFORT_HOME`` locally; ``COMFORT_PREDICTION_DB_URL`` (e.g.
-    ``postgresql://user@host/db``) in production."""
-    if environment() == "local":
+    """``COMFORT_PREDICTION_DB_URL`` (e.g. ``postgresql://user@host/db``) whenever it is set,
+    in any environment; otherwise a SQLite file under ``COMFORT_HOME`` locally. Production
+    requires the URL: a container's SQLite file would not outlive it."""
+    url = os.environ.get("COMFORT_PREDICTION_DB_URL")
+    if not url and environment() == "local":
         return PredictionStore(url=f"sqlite:///{comfort_home() / 'predictions.db'}")
-    url = (
-        os.environ["COMFORT_PREDICTION_DB_URL"]
-        if resolve_env
-        else dg.EnvVar("COMFORT_PREDICTION_DB_URL")
-    )
+    if not resolve_env:
+        return PredictionStore(url=dg.EnvVar("COMFORT_PREDICTION_DB_URL"))
+    if not url:
+        raise ValueError("COMFORT_ENV=production needs COMFORT_PREDICTION_DB_URL")
     return PredictionStore(url=url)
 
 

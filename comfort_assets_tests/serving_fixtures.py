@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import socket
@@ -9,8 +10,10 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 import httpx
 import pandas as pd
@@ -23,6 +26,14 @@ from comfort_assets.resources.registry import ModelRegistry
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 HORIZON = 3
 SERVICE = "comfort_assets.serving.service:ComfortForecast"
+
+
+def bench_module(name: str) -> ModuleType:
+    """A module from `bench/` (not an installed package), e.g. the FastAPI twins."""
+    spec = importlib.util.spec_from_file_location(name, PROJECT_ROOT / "bench" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def registry_at(home: Path) -> ModelRegistry:
@@ -61,10 +72,20 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+@dataclass
+class Served:
+    url: str
+    process: subprocess.Popen
+    log: Path
+
+
 @contextmanager
-def bento_server(home: Path, target: str = SERVICE, **env: str) -> Iterator[str]:
+def bento_process(
+    home: Path, target: str = SERVICE, wait_for: str = "/readyz", **env: str
+) -> Iterator[Served]:
     """`bentoml serve TARGET` in a subprocess on 127.0.0.1 with the registry and store under
-    ``home`` (a built Bento's tag as TARGET serves its bundled champion); yields the URL."""
+    ``home`` (a built Bento's tag as TARGET serves its bundled champion), once ``wait_for``
+    answers 200; stopped with SIGTERM (then SIGKILL) at the end."""
     port = free_port()
     environment = {
         **os.environ,
@@ -78,7 +99,8 @@ def bento_server(home: Path, target: str = SERVICE, **env: str) -> Iterator[str]
         environment["COMFORT_HOME"] = str(home)
     else:
         environment.pop("COMFORT_HOME", None)
-    log = (home / f"bentoml-{port}.log").open("wb")
+    log_path = home / f"bentoml-{port}.log"
+    log = log_path.open("wb")
     process = subprocess.Popen(
         [
             sys.executable,
@@ -102,21 +124,30 @@ def bento_server(home: Path, target: str = SERVICE, **env: str) -> Iterator[str]
         deadline = time.monotonic() + 90
         while True:
             if process.poll() is not None:
-                raise RuntimeError("bentoml serve exited:\n" + Path(log.name).read_text()[-3000:])
+                raise RuntimeError("bentoml serve exited:\n" + log_path.read_text()[-3000:])
             try:
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                if httpx.get(f"{url}{wait_for}", timeout=1).status_code == 200:
                     break
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline:
-                raise TimeoutError(f"bentoml serve not ready after 90 s; see {log.name}")
+                raise TimeoutError(f"bentoml serve not ready after 90 s; see {log_path}")
             time.sleep(0.3)
-        yield url
+        yield Served(url, process, log_path)
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
+        with suppress(ProcessLookupError):  # the group, also a worker left by its parent
+            os.killpg(process.pid, signal.SIGTERM)
         try:
             process.wait(timeout=20)
         except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
+            with suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
             process.wait()
         log.close()
+
+
+@contextmanager
+def bento_server(home: Path, target: str = SERVICE, **env: str) -> Iterator[str]:
+    """`bento_process` when only the URL matters."""
+    with bento_process(home, target, **env) as served:
+        yield served.url

@@ -124,3 +124,48 @@ def test_urls_and_table_names():
     assert normalise_url("sqlite:///x.db") == "sqlite:///x.db"
     with pytest.raises(ValueError, match="identifier"):
         _ = PredictionStore(url="sqlite://", table="x; drop table y").schema
+
+
+def test_features_may_arrive_serialised_once(store):
+    store.create()
+    r = row(features='{"di_now": 70.5, "wind_u": null}')
+    store.insert([r])
+    assert store.get(r["id"])["features"] == {"di_now": 70.5, "wind_u": None}
+
+
+def test_a_dropped_postgresql_connection_is_retried():
+    """The server ends the writer's connection just before its INSERT: the batch is retried
+    on a new connection and every row is committed once."""
+    if not _postgres_reachable():
+        pytest.skip("PostgreSQL is not running on 127.0.0.1:5432 (CI starts it)")
+    pg = PredictionStore(url=POSTGRES_URL, table=f"predictions_test_{uuid.uuid4().hex[:12]}")
+    pg.create()
+    killed: list[int] = []
+
+    def drop(_conn, cursor, statement, *_args) -> None:
+        if statement.startswith("INSERT") and not killed:
+            killed.append(cursor.connection.info.backend_pid)
+            with pg.engine.connect() as other:
+                other.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": killed[0]})
+
+    sa.event.listen(pg.engine, "before_cursor_execute", drop)
+    try:
+        rows = [row(i) for i in range(5)]
+        pg.insert(rows)
+        assert killed and pg.count() == 5
+    finally:
+        sa.event.remove(pg.engine, "before_cursor_execute", drop)
+        pg.schema.drop(pg.engine, checkfirst=True)
+
+
+def test_an_unreachable_store_fails_ping_and_the_writer_reports_it():
+    down = PredictionStore(url="postgresql://postgres@127.0.0.1:1/test")
+    with pytest.raises(sa.exc.OperationalError):
+        down.ping()
+    writer = PredictionWriter(down)  # starting is fine: the database may come later
+    try:
+        with pytest.raises(sa.exc.OperationalError):
+            asyncio.run(writer.write([row()]))
+        assert writer.last_error is not None
+    finally:
+        writer.close()

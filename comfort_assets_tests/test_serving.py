@@ -1,10 +1,13 @@
-"""The Bento service through a real `bentoml serve` on 127.0.0.1 (one server per session)."""
+"""The Bento service through a real `bentoml serve` on 127.0.0.1 (one server per session):
+forecasts, the strict contract, bounded resources, feedback, metrics, and concurrency."""
 
 from __future__ import annotations
 
 import asyncio
 import copy
+import random
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,6 +22,8 @@ from comfort_assets.domain.comfort import discomfort_band
 from comfort_assets.domain.features import OBSERVED, REQUIRED, WINDOW_HOURS, build_features
 from comfort_assets.resources.prediction_store import PredictionStore
 from comfort_assets.serving.core import request_payload
+from comfort_assets.serving.guard import MAX_BODY_BYTES
+from comfort_assets.serving.schemas import MAX_REQUESTS_PER_CALL
 from comfort_assets_tests.serving_fixtures import bento_server, register_champion, registry_at
 
 pytestmark = pytest.mark.slow
@@ -167,6 +172,22 @@ BAD_INPUTS = {
         "temp_f",
         "Extra inputs",
     ),
+    "unknown field in a request": (_set(("note",), "x" * 10_000), "note", "Extra inputs"),
+    "boolean temperature": (_set_hour("temp_c", 7, True), "temp_c", "valid number"),
+    "numeric string": (_set_hour("temp_c", 7, "21.5"), "temp_c", "valid number"),
+    "boolean horizon": (_set(("horizon_h",), True), "horizon_h", "valid integer"),
+    "end of the calendar": (
+        _set(("observed_until",), "9999-12-31T21:00:00Z"),
+        "observed_until",
+        "outside",
+    ),
+    "start of the calendar": (
+        _set(("observed_until",), "0001-01-01T00:00:00+01:00"),
+        "observed_until",
+        "representable",
+    ),
+    "year 1900": (_set(("observed_until",), "1900-07-01T15:00:00Z"), "observed_until", "outside"),
+    "year 2999": (_set(("observed_until",), "2999-07-01T15:00:00Z"), "observed_until", "outside"),
 }
 
 
@@ -184,13 +205,44 @@ def test_bad_input_is_a_4xx_naming_field_and_reason(client, body, case):
     assert reason in error["msg"], error
 
 
-def test_malformed_bodies_are_4xx(client):
+def test_malformed_bodies_are_4xx(client, body):
     assert client.post("/predict", json={"requests": []}).status_code == 400
     assert client.post("/predict", json={}).status_code == 400
     response = client.post(
         "/predict", content=b"{not json", headers={"content-type": "application/json"}
     )
     assert response.status_code == 400
+    too_many = client.post("/predict", json={"requests": [body] * (MAX_REQUESTS_PER_CALL + 1)})
+    assert too_many.status_code == 400 and "requests" in too_many.text
+    extra = client.post("/predict", json={"requests": [body], "padding": "x" * 100_000})
+    assert extra.status_code == 400 and "padding" in extra.text
+    assert "xxxx" not in extra.text  # the input is not echoed
+
+
+@pytest.mark.parametrize(
+    "content_type", ["multipart/form-data", "multipart/form-data; boundary=x", "text/plain"]
+)
+def test_a_body_that_is_not_json_is_a_415(client, body, content_type):
+    for path in ("/predict", "/feedback", "/model_info"):
+        response = client.post(path, content=b"--x--", headers={"content-type": content_type})
+        assert response.status_code == 415, (path, response.text)
+        assert "application/json" in response.json()["error"]
+
+
+def test_bodies_over_the_limit_are_a_413_and_others_are_served(client, body):
+    huge = b'{"requests": [], "x": "' + b"a" * (MAX_BODY_BYTES + 10) + b'"}'
+    declared = client.post("/predict", content=huge, headers={"content-type": "application/json"})
+    assert declared.status_code == 413 and "limit" in declared.json()["error"]
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: the limit still holds
+        yield huge[: len(huge) // 2]
+        yield huge[len(huge) // 2 :]
+
+    chunked = client.post(
+        "/predict", content=chunks(), headers={"content-type": "application/json"}
+    )
+    assert chunked.status_code == 413
+    assert client.post("/predict", json={"requests": [body]}).status_code == 200
 
 
 def test_feedback_round_trip_is_idempotent_and_404s_unknown_ids(client, body, store):
@@ -205,15 +257,23 @@ def test_feedback_round_trip_is_idempotent_and_404s_unknown_ids(client, body, st
     row = store.get(prediction_id)
     assert row["actual_di"] == 74.2 and row["rating"] == 4 and row["feedback_at"] is not None
 
-    unknown = client.post("/feedback", json={"prediction_id": "nope", "actual_di": 70.0})
-    assert unknown.status_code == 404 and "nope" in unknown.text
+    unknown_id = "0123456789abcdef" * 2
+    unknown = client.post("/feedback", json={"prediction_id": unknown_id, "actual_di": 70.0})
+    assert unknown.status_code == 404 and "01234567" in unknown.text
+    assert unknown_id not in unknown.text  # never echoed in full
     empty = client.post("/feedback", json={"prediction_id": prediction_id})
     assert empty.status_code == 400 and "actual_di" in empty.text
     bad_rating = client.post("/feedback", json={"prediction_id": prediction_id, "rating": 9})
     assert bad_rating.status_code == 400 and "rating" in bad_rating.text
+    for bad in ({"rating": True}, {"rating": "4"}, {"actual_di": "74.2"}, {"note": "x"}):
+        response = client.post("/feedback", json={"prediction_id": prediction_id, **bad})
+        assert response.status_code == 400 and next(iter(bad)) in response.text, response.text
+    huge_id = client.post("/feedback", json={"prediction_id": "a" * 1_000_000, "rating": 3})
+    assert huge_id.status_code == 400 and "prediction_id" in huge_id.text
+    assert len(huge_id.text) < 1000  # neither the answer nor (see below) the log echoes it
 
 
-def test_model_info_and_bentoml_endpoints(client, serving_home):
+def test_model_info_and_health_endpoints(client, serving_home):
     info = client.post("/model_info", json={}).json()
     registry = registry_at(serving_home)
     assert info["version"] == registry.champion()
@@ -222,7 +282,76 @@ def test_model_info_and_bentoml_endpoints(client, serving_home):
     assert client.get("/livez").status_code == 200
     assert client.get("/readyz").status_code == 200
     metrics = client.get("/metrics")
-    assert metrics.status_code == 200 and "bentoml_service_request" in metrics.text
+    assert metrics.status_code == 200
+    assert 'comfort_http_request_duration_seconds_count{route="/model_info",status="200"}' in (
+        metrics.text
+    )
+
+
+def test_unknown_paths_do_not_grow_the_metrics(client):
+    client.get("/no-such-path-warmup")
+    before = client.get("/metrics").text
+    for i in range(200):
+        assert client.get(f"/random-{i}-{uuid.uuid4().hex}").status_code == 404
+    after = client.get("/metrics").text
+    series = [line for line in after.splitlines() if line and not line.startswith("#")]
+    assert len(series) == len([x for x in before.splitlines() if x and not x.startswith("#")])
+    assert "random-" not in after and 'route="other",status="404"' in after
+
+
+def test_client_errors_are_one_info_line_without_the_input(client, body, serving_home):
+    request = copy.deepcopy(body)
+    request["station"] = "Q" * 20  # an unknown station, short enough to reach the check
+    marker = uuid.uuid4().hex
+    request["observations"]["temp_c"][0] = marker  # a string where a number belongs
+    assert client.post("/predict", json={"requests": [request]}).status_code == 400
+    time.sleep(0.3)
+    log = "".join(p.read_text() for p in serving_home.glob("bentoml-*.log"))
+    assert marker not in log
+    lines = [line for line in log.splitlines() if "rejected /predict" in line]
+    assert lines and all("[INFO]" in line for line in lines), lines
+    assert any("requests.0.station" in line and "(+1 more)" in line for line in lines)
+    assert "Traceback" not in log and "[ERROR]" not in log
+    assert "a" * 1000 not in log  # the 1 MB prediction_id of the feedback test
+
+
+def test_poisoned_requests_cause_no_collateral_errors(server, serving_clean, store):
+    """Rounds of 31 valid windows and 1 poisoned one (each its own call), 32 in flight: the
+    poisoned ones are 400s, every valid one is answered and logged."""
+    valid = [
+        request_payload(serving_clean, ["EWR", "JFK", "LGA"][i % 3], ORIGIN + pd.Timedelta(hours=i))
+        for i in range(31)
+    ]
+    poisons = []
+    for when in ("9999-12-31T21:00:00Z", "0001-01-01T00:00:00+01:00", "2999-01-01T00:00:00Z"):
+        poison = copy.deepcopy(valid[0])
+        poison["observed_until"] = when
+        poisons.append(poison)
+    boolean = copy.deepcopy(valid[1])
+    boolean["observations"]["temp_c"][5] = True
+    poisons.append(boolean)
+    rounds = 20
+    calls = [(b, True) for _ in range(rounds) for b in valid]
+    calls += [(poisons[r % len(poisons)], False) for r in range(rounds)]
+    random.Random(0).shuffle(calls)
+
+    async def send_all() -> list[tuple[bool, httpx.Response]]:
+        in_flight = asyncio.Semaphore(32)
+        async with httpx.AsyncClient(base_url=server, timeout=60) as http:
+
+            async def send(request: dict, ok: bool) -> tuple[bool, httpx.Response]:
+                async with in_flight:
+                    return ok, await http.post("/predict", json={"requests": [request]})
+
+            return await asyncio.gather(*(send(b, ok) for b, ok in calls))
+
+    results = asyncio.run(send_all())
+    good = Counter(r.status_code for ok, r in results if ok)
+    bad = Counter(r.status_code for ok, r in results if not ok)
+    assert good == {200: 31 * rounds}, good
+    assert bad == {400: rounds}, bad
+    ids = {r.json()[0]["prediction_id"] for ok, r in results if ok}
+    assert ids <= set(store.read()["id"])
 
 
 def test_2000_concurrent_requests_give_2000_rows(server, body, store):

@@ -1,8 +1,10 @@
-"""Serving pieces in process: champion reload, integrity, the contract; and the `bento` asset."""
+"""Serving pieces in process: champion reload, integrity, the contract, natural batching and
+its isolation of a failing window; and the `bento` asset."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import dagster as dg
@@ -13,14 +15,22 @@ import pytest
 
 from comfort_assets.resources.prediction_store import PredictionStore
 from comfort_assets.resources.registry import ModelIntegrityError
-from comfort_assets.serving.app_fastapi import pandas_features
-from comfort_assets.serving.core import Forecaster, NoChampionError, request_payload
+from comfort_assets.serving.core import (
+    Forecaster,
+    ForecastFailed,
+    NaturalBatcher,
+    Unavailable,
+    request_payload,
+)
 from comfort_assets.serving.schemas import ForecastRequest
 from comfort_assets_tests.serving_fixtures import (
+    bench_module,
     bento_server,
     register_champion,
     registry_at,
 )
+
+pandas_features = bench_module("serving_twins").pandas_features
 
 ORIGIN = pd.Timestamp("2013-02-10T06:00", tz="UTC")
 
@@ -64,23 +74,100 @@ def test_refresh_follows_the_pointer_not_the_newest_file(home, clean):
         served.close()
 
 
-def test_a_tampered_champion_is_refused_and_the_old_one_keeps_serving(home, clean):
+def test_a_tampered_champion_is_refused_and_the_old_one_keeps_serving(home, clean, caplog):
     served = forecaster(home)
     try:
         first = served.champion.version
         newer = register_champion(home, clean, seed=1, trees=20)
         member = home / "store" / "models" / newer / "member-0.ubj"
         member.write_bytes(member.read_bytes() + b"tampered")
-        with pytest.raises(ModelIntegrityError):
-            served.refresh()
-        assert served.champion.version == first
+        with caplog.at_level("ERROR"):
+            assert not served.refresh()
+            assert not served.refresh()  # the same failure again: not logged again
+        assert served.champion.version == first and served.problems() == []
+        failures = [r for r in caplog.records if "cannot be loaded" in r.getMessage()]
+        assert len(failures) == 1 and ModelIntegrityError.__name__ in failures[0].getMessage()
+        assert failures[0].exc_info is None  # one line, no traceback
     finally:
         served.close()
 
 
-def test_no_champion_is_a_clear_error(tmp_path):
-    with pytest.raises(NoChampionError, match="comfort run"):
-        forecaster(tmp_path)
+def test_no_champion_is_a_clear_reason_not_a_crash(tmp_path, clean):
+    served = forecaster(tmp_path)
+    try:
+        (problem,) = served.problems()
+        assert "no valid champion" in problem and "comfort run" in problem
+        with pytest.raises(Unavailable, match="comfort run"):
+            asyncio.run(NaturalBatcher(served).predict(requests_for(clean, 1)))
+        register_champion(tmp_path, clean, seed=0, trees=20)
+        assert served.refresh() and served.problems() == []  # ready without a restart
+    finally:
+        served.close()
+
+
+@pytest.mark.parametrize("pointer", [b"{}", b'{"version": 7}', b"[]"])
+def test_a_champion_pointer_without_a_version_is_reported(home, pointer):
+    (home / "store" / "models" / "champion.json").write_bytes(pointer)
+    served = forecaster(home)
+    try:
+        (problem,) = served.problems()
+        assert "names no version" in problem
+    finally:
+        served.close()
+
+
+def test_a_window_that_fails_inside_the_batch_fails_alone(home, clean, monkeypatch):
+    served = forecaster(home)
+    batcher = NaturalBatcher(served)
+    requests = requests_for(clean, 12)
+    poisoned = requests[5]
+    build = served.features
+
+    def features(batch, horizon):
+        if any(r is poisoned for r in batch):
+            raise OverflowError("date value out of range")
+        return build(batch, horizon)
+
+    monkeypatch.setattr(served, "features", features)
+
+    async def concurrently() -> list:
+        return await asyncio.gather(
+            *(batcher.predict([r]) for r in requests), return_exceptions=True
+        )
+
+    try:
+        results = asyncio.run(concurrently())
+        failed = [i for i, r in enumerate(results) if isinstance(r, BaseException)]
+        assert failed == [5] and isinstance(results[5], ForecastFailed)
+        assert served.store.count() == 11  # every other window answered and logged
+    finally:
+        batcher.close()
+        served.close()
+
+
+def test_a_lone_caller_is_not_kept_waiting_and_a_burst_is_batched(home, clean, monkeypatch):
+    served = forecaster(home)
+    batcher = NaturalBatcher(served)
+    sizes = []
+    build = served.features
+    monkeypatch.setattr(served, "features", lambda b, h: sizes.append(len(b)) or build(b, h))
+    requests = requests_for(clean, 40)
+
+    async def burst() -> None:
+        await asyncio.gather(*(batcher.predict([r]) for r in requests))
+
+    try:
+        asyncio.run(batcher.predict(requests[:1]))
+        started = time.perf_counter()
+        for _ in range(20):
+            asyncio.run(batcher.predict(requests[:1]))
+        assert (time.perf_counter() - started) / 20 < 0.05  # no batching window to wait out
+        sizes.clear()
+        asyncio.run(burst())
+        assert sum(sizes) == 40 and max(sizes) > 1
+    finally:
+        batcher.close()
+        served.close()
 
 
 def test_batched_numpy_and_per_request_pandas_features_agree(home, clean):

@@ -5,14 +5,19 @@ service (writes) and Dagster's monitoring assets (reads). The service writes thr
 `PredictionWriter`: rows from many requests go into one transaction (group commit), and a
 request is only answered once the transaction holding its rows has committed, so an
 acknowledged prediction is never lost and the commit cost is shared by the whole batch.
+Inserts are one raw ``executemany`` (the service hands over features already serialised to
+JSON) and survive a dropped database connection: the batch is retried on a new connection.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import queue
 import re
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from datetime import UTC, datetime
@@ -38,7 +43,13 @@ PREDICTION_COLUMNS: tuple[str, ...] = (
 )
 #: A user's comfort rating: 1 = comfortable … 5 = very uncomfortable.
 RATING_RANGE: tuple[int, int] = (1, 5)
+#: Seconds to wait before each retry of a write whose connection failed.
+RETRY_DELAYS_S: tuple[float, ...] = (0.05, 0.25, 1.0)
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+#: How SQLAlchemy's SQLite dialect stores a DateTime; raw inserts must match it.
+_SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
+
+log = logging.getLogger(__name__)
 
 
 def normalise_url(url: str) -> str:
@@ -114,11 +125,67 @@ class PredictionStore(dg.ConfigurableResource):
         """Create the table if it is missing (idempotent, safe from several processes)."""
         self.schema.metadata.create_all(self.engine, checkfirst=True)
 
+    def ping(self) -> None:
+        """Raise if the database cannot be reached or the table cannot be created."""
+        self.create()
+        with self.engine.connect() as connection:
+            connection.execute(sa.select(sa.func.count()).select_from(self.schema).limit(0))
+
+    @property
+    def _sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
+
+    def _insert_sql(self, skip_existing: bool) -> str:
+        placeholder = "?" if self._sqlite else "%s"
+        sql = (
+            f"INSERT INTO {self.table} ({', '.join(PREDICTION_COLUMNS)}) "
+            f"VALUES ({', '.join([placeholder] * len(PREDICTION_COLUMNS))})"
+        )
+        return sql + " ON CONFLICT (id) DO NOTHING" if skip_existing else sql
+
+    def _parameters(self, rows: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
+        """Rows as DB-API tuples: features as JSON text (pre-serialised by the service or
+        serialised here), times as the dialect stores them."""
+
+        def when(moment: datetime) -> Any:
+            return moment.astimezone(UTC).strftime(_SQLITE_DATETIME) if self._sqlite else moment
+
+        return [
+            (
+                row["id"],
+                when(row["created_at"]),
+                row["station"],
+                when(row["valid_at"]),
+                row["horizon_h"],
+                row["model_version"],
+                f if isinstance(f := row["features"], str) else json.dumps(f),
+                row["prediction"],
+            )
+            for row in rows
+        ]
+
     def insert(self, rows: Sequence[Mapping[str, Any]]) -> None:
-        """All rows in one transaction (an executemany)."""
-        if rows:
-            with self.engine.begin() as connection:
-                connection.execute(self.schema.insert(), list(rows))
+        """All rows in one transaction (one raw executemany). A failed connection (dropped,
+        restarted database, locked file) is retried on a fresh one; the retries skip ids
+        already present, because the lost attempt may have committed before it failed."""
+        if not rows:
+            return
+        parameters = self._parameters(rows)
+        for attempt, delay in enumerate((0.0, *RETRY_DELAYS_S)):
+            time.sleep(delay)
+            try:
+                with self.engine.begin() as connection:
+                    connection.exec_driver_sql(self._insert_sql(attempt > 0), parameters)
+                return
+            except (sa.exc.OperationalError, sa.exc.InterfaceError) as error:
+                if attempt == len(RETRY_DELAYS_S):
+                    raise
+                log.warning(
+                    "prediction store write failed (%s); retry %d of %d",
+                    str(error.orig).splitlines()[0][:200],
+                    attempt + 1,
+                    len(RETRY_DELAYS_S),
+                )
 
     def record_feedback(
         self, prediction_id: str, actual_di: float | None = None, rating: int | None = None
@@ -183,7 +250,9 @@ class PredictionWriter:
         self.store = store
         self.max_rows = max_rows
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        store.create()
+        self._created = False
+        #: The error of the last failed commit, None once one succeeds (readiness reads it).
+        self.last_error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="prediction-writer", daemon=True)
         self._thread.start()
 
@@ -223,10 +292,15 @@ class PredictionWriter:
                 pending.append(item)
                 size += len(item[0])
             try:
+                if not self._created:  # the database may have been down when we started
+                    self.store.create()
+                    self._created = True
                 self.store.insert([row for rows, _ in pending for row in rows])
             except Exception as error:  # every waiting request must hear about it
+                self.last_error = error
                 for _, future in pending:
                     future.set_exception(error)
             else:
+                self.last_error = None
                 for _, future in pending:
                     future.set_result(None)

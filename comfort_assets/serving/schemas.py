@@ -4,18 +4,28 @@ Field names, window length and required variables come from the feature builder
 (`OBSERVED`, `REQUIRED`, `WINDOW_HOURS`) and the physical ranges from the Pandera
 clean-weather contract (`VALID_RANGES`), so the API cannot drift from training. Every
 problem is a pydantic error naming the field (``loc``) and the reason (``msg``); BentoML
-answers those with 400. Stations and horizon depend on the loaded champion: the service
-publishes them with `set_contract`.
+answers those with 400. Validation is strict and complete before a request joins a batch:
+JSON numbers only (no booleans, no numeric strings), no unknown fields, and a window whose
+forecast time cannot be represented is refused here, never inside the batch. Stations and
+horizon depend on the loaded champion: the service publishes them with `set_contract`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
 from comfort_assets.domain.cleaning import VALID_RANGES
 from comfort_assets.domain.comfort import discomfort_index
@@ -35,6 +45,14 @@ _DI_CORNERS = discomfort_index(
 )
 #: The DI any physically possible observation can give; feedback outside it is an error.
 DI_RANGE: tuple[float, float] = (float(_DI_CORNERS.min()), float(_DI_CORNERS.max()))
+#: Windows a forecast can be made for: from the first year of digital hourly records to an
+#: hour past the server's clock (the newest hour may be stamped a little ahead).
+EARLIEST_OBSERVED = datetime(1950, 1, 1, tzinfo=UTC)
+FUTURE_SLACK = timedelta(hours=1)
+#: Requests per `/predict` call (the OpenAPI document says so too).
+MAX_REQUESTS_PER_CALL = 64
+#: Strict JSON: numbers must be numbers, unknown fields are errors.
+STRICT = ConfigDict(strict=True, extra="forbid")
 
 
 @dataclass(frozen=True)
@@ -87,14 +105,27 @@ def _check_window(values: list[float | None], name: str) -> list[float | None]:
     return values
 
 
+def _window_schema(name: str) -> dict[str, Any]:
+    """What the OpenAPI document says about one variable (our own messages stay the errors)."""
+    low, high = VALID_RANGES[name]
+    number = {"type": "number", "minimum": low, "maximum": high}
+    return {
+        "minItems": WINDOW_HOURS,
+        "maxItems": WINDOW_HOURS,
+        "items": number if name in REQUIRED else {"anyOf": [number, {"type": "null"}]},
+    }
+
+
 def _observations_model() -> type[BaseModel]:
     fields: dict[str, Any] = {
         name: (
             list[float | None] if name in REQUIRED else list[float | None] | None,
             Field(
                 ... if name in REQUIRED else None,
-                description=f"{WINDOW_HOURS} hourly values, oldest first"
-                + ("" if name in REQUIRED else "; may be omitted or contain nulls"),
+                description=f"exactly {WINDOW_HOURS} hourly values, oldest first, in "
+                f"[{VALID_RANGES[name][0]:g}, {VALID_RANGES[name][1]:g}]"
+                + (", every hour present" if name in REQUIRED else "; may be omitted or null"),
+                json_schema_extra=_window_schema(name),
             ),
         )
         for name in OBSERVED
@@ -105,7 +136,7 @@ def _observations_model() -> type[BaseModel]:
 
     return create_model(
         "Observations",
-        __config__=ConfigDict(extra="forbid"),
+        __config__=STRICT,
         __doc__="Hourly observations in SI units (the names carry the unit).",
         __validators__={"check": field_validator(*OBSERVED)(check)},
         **fields,
@@ -118,14 +149,22 @@ Observations = _observations_model()
 class ForecastRequest(BaseModel):
     """One station's recent hourly observations; the forecast is for observed_until + h."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
 
-    station: str = Field(min_length=1, max_length=32)
+    station: str = Field(
+        min_length=1,
+        max_length=32,
+        description="a station the champion was trained for (listed by /model_info)",
+    )
     observed_until: datetime = Field(
-        description="UTC time of the last (newest) hour, on the hour; naive means UTC"
+        description="UTC time of the last (newest) hour, on the hour; naive means UTC; "
+        f"from {EARLIEST_OBSERVED:%Y-%m-%d} to an hour past the server's clock",
+        strict=False,  # an ISO string from Python too; `iso_text` refuses numbers
     )
     observations: Observations  # type: ignore[valid-type]
-    horizon_h: int | None = Field(None, description="must equal the champion's horizon if given")
+    horizon_h: int | None = Field(
+        None, description="must equal the champion's horizon (/model_info) if given"
+    )
 
     @field_validator("station")
     @classmethod
@@ -137,10 +176,26 @@ class ForecastRequest(BaseModel):
             )
         return station
 
+    @field_validator("observed_until", mode="before")
+    @classmethod
+    def iso_text(cls, value: Any) -> Any:
+        if not isinstance(value, str | datetime):
+            raise ValueError("must be an ISO 8601 date-time string")
+        return value
+
     @field_validator("observed_until")
     @classmethod
-    def on_the_hour(cls, moment: datetime) -> datetime:
-        moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    def on_the_hour_and_in_range(cls, moment: datetime) -> datetime:
+        try:
+            moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+        except OverflowError:  # 0001-01-01T00:00+01:00 has no UTC time
+            raise ValueError("outside the representable range of times") from None
+        latest = datetime.now(UTC) + FUTURE_SLACK
+        if not EARLIEST_OBSERVED <= moment <= latest:
+            raise ValueError(
+                f"{moment:%Y-%m-%dT%H:%MZ} is outside [{EARLIEST_OBSERVED:%Y-%m-%d}, "
+                f"now + {FUTURE_SLACK.seconds // 3600} h]: observations come from the past"
+            )
         if (moment.minute, moment.second, moment.microsecond) != (0, 0, 0):
             raise ValueError(f"must be on the hour (hourly observations), got {moment:%H:%M:%S}")
         return moment
@@ -153,6 +208,19 @@ class ForecastRequest(BaseModel):
                 f"{_contract.version} forecasts {_contract.horizon_h} h ahead, not {horizon} h"
             )
         return horizon
+
+
+class PredictBody(BaseModel):
+    """The `/predict` body: ``{"requests": [...]}``, answered in the same order."""
+
+    model_config = STRICT
+
+    requests: list[ForecastRequest] = Field(
+        min_length=1,
+        max_length=MAX_REQUESTS_PER_CALL,
+        description=f"1 to {MAX_REQUESTS_PER_CALL} windows; a bad one fails the call with a "
+        "400 naming requests.<index> and the field",
+    )
 
 
 class Forecast(BaseModel):
@@ -173,17 +241,32 @@ class FeedbackAck(BaseModel):
     feedback_at: datetime
 
 
-ActualDI = Annotated[
-    float | None, Field(ge=DI_RANGE[0], le=DI_RANGE[1], description="observed DI at valid_at")
-]
-Rating = Annotated[
-    int | None,
-    Field(
+#: Prediction ids are what `/predict` hands out: 32 lowercase hex digits.
+PredictionId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$", max_length=32)]
+
+
+class FeedbackBody(BaseModel):
+    """Feedback on one prediction: the observed DI at valid_at and/or a felt-comfort rating
+    (at least one of the two). Sending the same feedback twice leaves the same row."""
+
+    model_config = STRICT
+
+    prediction_id: PredictionId = Field(description="as returned by /predict (32 hex digits)")
+    actual_di: float | None = Field(
+        None, ge=DI_RANGE[0], le=DI_RANGE[1], description="observed DI at valid_at"
+    )
+    rating: int | None = Field(
+        None,
         ge=RATING_RANGE[0],
         le=RATING_RANGE[1],
         description="felt comfort: 1 comfortable … 5 very uncomfortable",
-    ),
-]
+    )
+
+    @model_validator(mode="after")
+    def something_to_record(self) -> FeedbackBody:
+        if self.actual_di is None and self.rating is None:
+            raise ValueError("feedback needs actual_di and/or rating")
+        return self
 
 
 class ModelInfo(BaseModel):

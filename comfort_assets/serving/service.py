@@ -1,87 +1,116 @@
-"""The Bento service: the registry's champion behind adaptive batching, every forecast logged.
+"""The Bento service: the registry's champion, natural batching, every forecast logged.
 
     bentoml serve comfort_assets.serving.service:ComfortForecast   # or `bentoml serve .`
 
-Endpoints (BentoML APIs are POST with a JSON body):
-- ``/predict``: ``{"requests": [ForecastRequest, ...]}`` → ``[Forecast, ...]``; requests from
-  concurrent callers are batched together (one feature matrix, one XGBoost call, one commit).
+Endpoints (BentoML APIs are POST with a JSON body, at most 1 MiB: a larger one is a 413):
+- ``/predict``: ``{"requests": [ForecastRequest, ...]}`` (1–64) → ``[Forecast, ...]``. Every
+  window is validated before it joins a batch; windows from concurrent callers share one
+  feature matrix, one model call and one commit, and a lone caller never waits for company.
 - ``/feedback``: ``{"prediction_id", "actual_di"?, "rating"?}``; 404 for an unknown id.
 - ``/model_info``: version, metrics, training window of the model being served.
-- BentoML's own ``/livez``, ``/readyz`` and ``/metrics`` stay on.
+- ``/livez`` (the process is up), ``/readyz`` (200, or 503 with the reasons: no valid
+  champion, prediction store unusable), ``/metrics`` (requests by route and status).
+
+A start without a valid champion or a reachable store does not crash: the service stays up,
+answers 503 with the reason on ``/readyz`` and ``/predict``, and becomes ready by itself when
+the champion or the store appears (checked every COMFORT_RELOAD_SECONDS). SIGTERM drains:
+requests in flight are answered (and their rows committed) before the worker exits.
 
 Configuration is the environment's, as for Dagster: COMFORT_HOME / COMFORT_ENV pick the
 registry, COMFORT_PREDICTION_DB_URL the store, COMFORT_RELOAD_SECONDS how often the champion
-pointer is checked (a new champion is served without a restart).
+pointer is checked (a new champion is served without a restart), COMFORT_SERVING_WORKERS the
+number of worker processes (default 1).
 """
 
 from __future__ import annotations
 
 import asyncio
 import gc
+import os
 from typing import Annotated
 
 import bentoml
-from bentoml.exceptions import InvalidArgument, NotFound
+from bentoml.exceptions import NotFound
 from bentoml.validators import ContentType
-from pydantic import Field
+from pydantic import TypeAdapter
+from starlette.responses import JSONResponse, Response
 
-from comfort_assets.serving.core import Forecaster
+from comfort_assets.serving.core import (
+    Forecaster,
+    ForecastFailed,
+    NaturalBatcher,
+    Unavailable,
+)
+from comfort_assets.serving.guard import (
+    MAX_BODY_BYTES,
+    Guard,
+    Readiness,
+    die_with_parent,
+    quiet_client_errors,
+)
 from comfort_assets.serving.schemas import (
-    ActualDI,
     FeedbackAck,
+    FeedbackBody,
     Forecast,
-    ForecastRequest,
     ModelInfo,
-    Rating,
+    PredictBody,
 )
 
-#: Batch limits: 64 windows cost ~2.6 ms to predict with the 4-member champion; the latency
-#: budget is generous so a burst is queued rather than answered 503 (STACK.md).
-MAX_BATCH_SIZE = 64
-MAX_LATENCY_MS = 1000
+_FORECASTS = TypeAdapter(list[Forecast])
+readiness = Readiness()
+quiet_client_errors()
+
+
+def _unavailable(error: Exception) -> Response:
+    return JSONResponse({"error": str(error)}, status_code=503)
 
 
 @bentoml.service(
     name="comfort_forecast",
-    workers=1,
-    traffic={"timeout": 5},
+    workers=int(os.environ.get("COMFORT_SERVING_WORKERS", "1")),
+    traffic={"timeout": 10},
     logging={"access": {"enabled": False}},
-    # OpenTelemetry cost a third of the event loop even unsampled (STACK.md)
-    tracing={"excluded_urls": ["/predict", "/feedback", "/model_info"]},
-    metrics={"enabled": True},
+    # OpenTelemetry cost a third of the event loop even unsampled
+    tracing={"excluded_urls": ["/predict", "/feedback", "/model_info", "/readyz", "/livez"]},
+    # BentoML labels its metrics with the raw path; `Guard` serves bounded ones instead
+    metrics={"enabled": False},
 )
 class ComfortForecast:
     """Forecast DI(t+h) for stations with recent hourly observations."""
 
     def __init__(self) -> None:
+        die_with_parent()
         self.forecaster = Forecaster.from_environment()
-        # the model and imports are long-lived: keep them out of every GC pass (STACK.md)
+        self.batcher = NaturalBatcher(self.forecaster)
+        readiness.problems = self.forecaster.problems
+        # the model and imports are long-lived: keep them out of every GC pass
         gc.freeze()
 
-    @bentoml.api(
-        batchable=True,
-        batch_dim=0,
-        max_batch_size=MAX_BATCH_SIZE,
-        max_latency_ms=MAX_LATENCY_MS,
-    )
+    @bentoml.api
     async def predict(
-        self, requests: Annotated[list[ForecastRequest], Field(min_length=1, max_length=1024)]
+        self, body: PredictBody, /
     ) -> Annotated[list[Forecast], ContentType("application/json")]:
-        return await self.forecaster.predict(requests)
+        """Forecast DI at observed_until + h for each window, in order; each forecast is
+        committed to the prediction store before the answer."""
+        try:
+            forecasts = await self.batcher.predict(body.requests)
+        except Unavailable as error:
+            return _unavailable(error)
+        except ForecastFailed as error:
+            return JSONResponse({"error": str(error)}, status_code=500)
+        return Response(_FORECASTS.dump_json(forecasts), media_type="application/json")
 
     @bentoml.api
-    async def feedback(
-        self, prediction_id: str, actual_di: ActualDI = None, rating: Rating = None
-    ) -> FeedbackAck:
+    async def feedback(self, body: FeedbackBody, /) -> FeedbackAck:
         """Attach the observed DI and/or a comfort rating to a prediction (idempotent)."""
-        if actual_di is None and rating is None:
-            raise InvalidArgument("feedback needs actual_di and/or rating")
         store = self.forecaster.store
-        row = await asyncio.to_thread(store.record_feedback, prediction_id, actual_di, rating)
+        row = await asyncio.to_thread(
+            store.record_feedback, body.prediction_id, body.actual_di, body.rating
+        )
         if row is None:
-            raise NotFound(f"prediction_id {prediction_id!r}: no such prediction")
+            raise NotFound(f"prediction_id {body.prediction_id[:8]}…: no such prediction")
         return FeedbackAck(
-            prediction_id=prediction_id,
+            prediction_id=body.prediction_id,
             actual_di=row["actual_di"],
             rating=row["rating"],
             feedback_at=row["feedback_at"],
@@ -89,8 +118,15 @@ class ComfortForecast:
 
     @bentoml.api
     async def model_info(self) -> ModelInfo:
-        return self.forecaster.model_info()
+        try:
+            return self.forecaster.model_info()
+        except Unavailable as error:
+            return _unavailable(error)
 
     @bentoml.on_shutdown
     def close(self) -> None:
+        self.batcher.close()
         self.forecaster.close()
+
+
+ComfortForecast.add_asgi_middleware(Guard, readiness=readiness, max_body=MAX_BODY_BYTES)

@@ -1,10 +1,10 @@
 """Plain FastAPI apps for `bench/serving.py`: the Bento service's yardsticks, not a product.
 
 Both call the same `Forecaster` as the Bento (champion, XGBoost, group-commit logging) once
-per request, without adaptive batching:
+per request, without batching:
 
-    uvicorn --factory comfort_assets.serving.app_fastapi:fast_app --workers 1
-    uvicorn --factory comfort_assets.serving.app_fastapi:naive_app --workers 1
+    uvicorn --app-dir bench --factory serving_twins:fast_app --workers 1
+    uvicorn --app-dir bench --factory serving_twins:naive_app --workers 1
 
 `naive_app` builds each request's features with pandas (`build_features` on a one-station
 DataFrame), the seed project's way; `fast_app` uses the NumPy window builder.
@@ -19,20 +19,14 @@ from contextlib import asynccontextmanager
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from fastapi import FastAPI, Response
-from pydantic import BaseModel, Field, TypeAdapter
+from fastapi import FastAPI, Request, Response
+from pydantic import TypeAdapter, ValidationError
 
 from comfort_assets.domain.features import OBSERVED, WINDOW_HOURS, build_features, feature_names
 from comfort_assets.serving.core import Forecaster
-from comfort_assets.serving.schemas import Forecast, ForecastRequest
+from comfort_assets.serving.schemas import Forecast, ForecastRequest, PredictBody
 
 _FORECASTS = TypeAdapter(list[Forecast])
-
-
-class PredictBody(BaseModel):
-    """The Bento's `/predict` body: ``{"requests": [...]}``."""
-
-    requests: list[ForecastRequest] = Field(min_length=1, max_length=1024)
 
 
 def pandas_features(requests: Sequence[ForecastRequest], horizon: int) -> npt.NDArray:
@@ -63,7 +57,12 @@ def _app(naive: bool) -> FastAPI:
     )
 
     @app.post("/predict")
-    async def predict(body: PredictBody) -> Response:
+    async def predict(request: Request) -> Response:
+        # the Bento's way: the strict contract validated straight from the JSON bytes
+        try:
+            body = PredictBody.model_validate_json(await request.body())
+        except ValidationError as error:
+            return Response(error.json(include_input=False), 400, media_type="application/json")
         forecasts, rows = forecaster.forecast(body.requests, features)
         if forecaster.writer is not None:
             await forecaster.writer.write(rows)

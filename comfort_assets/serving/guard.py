@@ -1,0 +1,235 @@
+"""What stands between the network and the Bento service.
+
+BentoML answers most of HTTP itself; these pieces close the gaps an adversarial caller
+found, without touching its internals:
+
+- `Guard` (ASGI middleware): bodies over `MAX_BODY_BYTES` are a 413 before they are read
+  into memory, a POST whose Content-Type is not JSON is a 415 (a multipart body without a
+  boundary was a 500), `/readyz` says why the service cannot answer (503 with the reasons),
+  and `/metrics` serves request counts and latencies labelled by a fixed set of routes
+  (BentoML's own labels grow with every distinct unknown path).
+- `ClientErrorsAsInfo` (logging filter): BentoML logs every rejected request at ERROR with a
+  traceback and the input; a 4xx becomes one INFO line with the field and a short reason.
+- `die_with_parent`: a worker whose `bentoml serve` parent is killed shuts down (drains)
+  instead of holding the port.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+#: Largest request body accepted (1 MiB: a full 64-window `/predict` call is ~250 KB).
+MAX_BODY_BYTES = 1 << 20
+#: The API routes (POST, JSON bodies) and everything else worth its own metrics label.
+API_ROUTES = frozenset({"/predict", "/feedback", "/model_info"})
+ROUTES = API_ROUTES | {"/livez", "/healthz", "/readyz", "/metrics", "/docs.json", "/"}
+#: Latency buckets (s) for the request histogram.
+BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+
+@dataclass
+class Readiness:
+    """Filled in by the service once its instance exists: a function listing what stops it
+    from answering (an empty list means ready)."""
+
+    problems: Callable[[], list[str]] = field(default=lambda: ["the service is starting"])
+
+
+async def _answer(send: Send, status: int, payload: dict[str, Any] | bytes, kind: str) -> None:
+    body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", kind.encode()), (b"content-length", b"%d" % len(body))],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class _Metrics:
+    """Request counts and latencies by (route, status): a bounded set of series."""
+
+    def __init__(self) -> None:
+        from bentoml._internal.configuration.containers import BentoMLContainer
+
+        self.client = BentoMLContainer.metrics_client.get()
+        self.requests = self.client.Histogram(
+            name="comfort_http_request_duration_seconds",
+            documentation="HTTP requests by route (unknown paths are 'other') and status",
+            labelnames=["route", "status"],
+            buckets=BUCKETS,
+        )
+
+    def observe(self, route: str, status: int, seconds: float) -> None:
+        self.requests.labels(route=route, status=str(status)).observe(seconds)
+
+
+class Guard:
+    """ASGI middleware: body limit, JSON only, readiness with reasons, bounded metrics."""
+
+    def __init__(
+        self, app: Callable[..., Awaitable[None]], readiness: Readiness, max_body: int
+    ) -> None:
+        self.app = app
+        self.readiness = readiness
+        self.max_body = max_body
+        self._metrics: _Metrics | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if self._metrics is None:  # in the worker, once BentoML has set up Prometheus
+            self._metrics = _Metrics()
+        started = time.perf_counter()
+        path = scope["path"]
+        status = 500
+
+        async def send_noting_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self._route(scope, receive, send_noting_status)
+        finally:
+            route = path if path in ROUTES else "other"
+            self._metrics.observe(route, status, time.perf_counter() - started)
+
+    async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path, method = scope["path"], scope["method"]
+        if path == "/readyz":
+            problems = self.readiness.problems()
+            if problems:
+                await _answer(send, 503, {"ready": False, "problems": problems}, "application/json")
+            else:
+                await _answer(send, 200, b"\n", "text/plain")
+        elif path == "/metrics" and method == "GET":
+            import anyio.to_thread
+
+            assert self._metrics is not None
+            text = await anyio.to_thread.run_sync(self._metrics.client.generate_latest)
+            await _answer(send, 200, text, self._metrics.client.CONTENT_TYPE_LATEST)
+        elif path in API_ROUTES and method == "POST":
+            await self._api(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+    async def _api(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = dict(scope["headers"])
+        kind = headers.get(b"content-type", b"application/json").decode("latin-1")
+        if kind.split(";")[0].strip().lower() != "application/json":
+            await _answer(
+                send,
+                415,
+                {"error": f"Content-Type must be application/json, got {kind[:40]!r}"},
+                "application/json",
+            )
+            return
+        declared = headers.get(b"content-length")
+        if declared is not None:
+            if not declared.isdigit() or int(declared) > self.max_body:
+                await self._too_large(send, declared.decode("latin-1")[:20])
+                return
+            await self.app(scope, receive, send)
+            return
+        # chunked: read up to the limit, then hand the body on in one piece
+        chunks, size, more = [], 0, True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                return
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            more = message.get("more_body", False)
+            if size > self.max_body:
+                await self._too_large(send, f"over {self.max_body}")
+                return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+
+        await self.app(scope, replay, send)
+
+    async def _too_large(self, send: Send, size: str) -> None:
+        await _answer(
+            send,
+            413,
+            {"error": f"body: {size} bytes is over the limit of {self.max_body} bytes"},
+            "application/json",
+        )
+
+
+def _summary(error: BaseException) -> str | None:
+    """One line for a client error (the field and a short reason, no input), or None if
+    the error is not the client's."""
+    from bentoml.exceptions import BentoMLException
+    from pydantic import ValidationError
+
+    if isinstance(error, ValidationError):
+        errors = error.errors(include_input=False, include_url=False, include_context=False)
+        first = errors[0]
+        where = ".".join(str(part) for part in first["loc"])
+        more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
+        return f"400 {where}: {first['msg'][:120]}{more}"
+    if isinstance(error, BentoMLException) and 400 <= error.error_code.value < 500:
+        return f"{error.error_code.value} {str(error)[:120]}"
+    return None
+
+
+class ClientErrorsAsInfo(logging.Filter):
+    """Turns BentoML's "Exception on PATH [METHOD]" ERROR records for 4xx answers into one
+    INFO line; server errors keep their traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        summary = _summary(error) if error is not None else None
+        if summary is not None:
+            path = record.args[0] if isinstance(record.args, tuple) and record.args else "?"
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            record.msg, record.args = "rejected %s: %s", (path, summary)
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+def quiet_client_errors() -> None:
+    """Install `ClientErrorsAsInfo` on the logger BentoML reports request errors with."""
+    logger = logging.getLogger("bentoml._internal.server.http_app")
+    if not any(isinstance(f, ClientErrorsAsInfo) for f in logger.filters):
+        logger.addFilter(ClientErrorsAsInfo())
+
+
+def die_with_parent(interval_s: float = 0.5) -> None:
+    """SIGTERM ourselves (a graceful drain) when the process that started us goes away, so
+    a `kill -9` of `bentoml serve` does not leave this worker holding the port."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval_s)
+        log.error("parent process %d is gone: shutting down", parent)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
