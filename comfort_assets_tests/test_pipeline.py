@@ -86,7 +86,7 @@ def test_readme_command_a_materializes_everything_and_promotes_a_champion(pipeli
         "evaluation_report",
         "champion_model",
     } <= assets
-    assert len(list((home / "store" / "assets" / "raw_weather").iterdir())) == 364
+    assert len(list((home / "store" / "assets" / "raw_weather").iterdir())) == 365
     registry = ModelRegistry(store=LocalObjectStore(root=str(home / "store")))
     champion = registry.champion()
     assert champion == "weather-predictor-001"

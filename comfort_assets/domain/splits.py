@@ -52,17 +52,17 @@ class SplitWindows:
     def relative(
         cls,
         first: pd.Timestamp,
-        end: pd.Timestamp,
+        last: pd.Timestamp,
         holdout_fraction: float = DEFAULT_HOLDOUT_FRACTION,
         validation_days: int = DEFAULT_VALIDATION_DAYS,
     ) -> SplitWindows:
-        """The last ``holdout_fraction`` of whole days ``[first, end)`` is the holdout, the
-        ``validation_days`` before it validation, everything earlier training."""
+        """The last ``holdout_fraction`` of the whole days from ``first`` to ``last`` is the
+        holdout, the ``validation_days`` before it validation, everything earlier training."""
         if not 0 < holdout_fraction < 1:
             raise ValueError(f"holdout_fraction must be in (0, 1), got {holdout_fraction}")
         if validation_days < 1:
             raise ValueError(f"validation_days must be at least 1, got {validation_days}")
-        first, end = first.floor("D"), end.ceil("D")
+        first, end = first.floor("D"), last.floor("D") + pd.Timedelta(days=1)
         days = (end - first).days
         holdout_days = max(1, round(days * holdout_fraction))
         validation_end = end - pd.Timedelta(days=holdout_days)
@@ -70,7 +70,7 @@ class SplitWindows:
         # a training window shorter than the validation one cannot teach much
         if (train_end - first).days < validation_days:
             raise ValueError(
-                f"the data spans {days} days ({first:%Y-%m-%d} … {end:%Y-%m-%d}): too short for "
+                f"the data spans {days} days ({first:%Y-%m-%d} … {last:%Y-%m-%d}): too short for "
                 f"{holdout_days} holdout days, {validation_days} validation days and at least "
                 f"as many training days; give more data or explicit split dates"
             )
@@ -120,7 +120,7 @@ def resolve_windows(
         raise ValueError("no features: the relative split needs data to measure")
     windows = SplitWindows.relative(
         features["time_utc"].min(),
-        features["valid_at_utc"].max(),
+        features["time_utc"].max(),
         holdout_fraction=holdout_fraction,
         validation_days=validation_days,
     )
