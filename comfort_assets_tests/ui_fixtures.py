@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -76,7 +77,7 @@ class FakeService:
             + FORECAST_STEP
         )
         until = datetime.fromisoformat(request["observed_until"]).astimezone(UTC)
-        prediction_id = f"{len(self.predictions):032x}"
+        prediction_id = uuid.uuid4().hex
         self.predictions[prediction_id] = request
         return {
             "prediction_id": prediction_id,

@@ -186,7 +186,9 @@ with forecast_tab:
             f"<span style='background:{view.colour};color:white;padding:0.2rem 0.7rem;"
             f"border-radius:1rem;font-weight:600;vertical-align:0.6rem'>{view.band}</span>"
             f"<br>{view.station} at {view.valid_at:%Y-%m-%d %H:%M} UTC "
-            f"({view.horizon_h} h ahead): {view.meaning}</div>",
+            f"({view.horizon_h} h ahead): {view.meaning}"
+            f"<br><small>model <b>{view.model_version}</b> · prediction "
+            f"<code>{view.prediction_id}</code></small></div>",
             unsafe_allow_html=True,
         )
         now_di = view.history["di"].dropna()
@@ -203,7 +205,9 @@ with forecast_tab:
             f"{view.feels_like_c:.1f} °C" if view.feels_like_c is not None else "—",
             help="Apparent temperature (wind chill at or below 10 °C) at the last observed hour",
         )
-        columns[3].metric("Model", view.model_version)
+        columns[3].metric(
+            "Temperature now", f"{view.temp_c:.1f} °C" if view.temp_c is not None else "—"
+        )
 
         frame = logic.chart_frame(view)
         last_observed = frame[frame["kind"] == "observed"].dropna().tail(1)
@@ -211,7 +215,7 @@ with forecast_tab:
         x = alt.X(
             "time_utc:T",
             title="time (UTC)",
-            scale=alt.Scale(type="utc"),
+            scale=alt.Scale(type="utc", padding=14),
             axis=alt.Axis(format="%d %b %H:%M"),
         )
         y = alt.Y("di:Q", title="discomfort index", scale=alt.Scale(zero=False))
@@ -246,12 +250,10 @@ with forecast_tab:
         )
         actual = state.get("actual")
         st.caption(
-            f"Prediction `{view.prediction_id}` · observed until "
-            f"{view.observed_until:%Y-%m-%d %H:%M} UTC · temperature now "
-            + (f"{view.temp_c:.1f} °C" if view.temp_c is not None else "unknown")
+            f"Observed until {view.observed_until:%Y-%m-%d %H:%M} UTC"
             + (
                 f" · the ingested weather shows DI {actual:.1f} at the valid-at hour "
-                f"(error {view.di - actual:+.1f})"
+                f"(forecast error {view.di - actual:+.1f})"
                 if actual is not None
                 else ""
             )
@@ -296,8 +298,10 @@ with forecast_tab:
         answer = state.get("feedback_answer")
         if answer is not None and answer.ok:
             stored = answer.data
-            parts = [f"actual DI {stored['actual_di']:.1f}"] if stored.get("actual_di") else []
-            parts += [f"rating {stored['rating']}"] if stored.get("rating") else []
+            parts = (
+                [f"actual DI {stored['actual_di']:.1f}"] if stored["actual_di"] is not None else []
+            )
+            parts += [f"rating {stored['rating']}"] if stored["rating"] is not None else []
             st.success(f"Thank you: feedback stored for this prediction ({', '.join(parts)}).")
         elif answer is not None:
             show_problem(answer.problem)

@@ -1,0 +1,174 @@
+"""The forecast page through Streamlit's `AppTest`, on a fake service that answers in the
+real service's shapes and a small ingested object store."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from comfort_assets.domain.comfort import discomfort_index
+from comfort_assets.resources.prediction_store import PredictionStore
+from comfort_assets.serving.core import request_payload
+from comfort_assets.ui.logic import BAND_COLOURS
+from comfort_assets_tests.serving_fixtures import free_port
+from comfort_assets_tests.ui_fixtures import (
+    BAD_UNITS_400,
+    FORECAST_STEP,
+    VERSION,
+    FakeService,
+    clean_days,
+    fake_service,
+    ingest,
+)
+
+APP = Path(__file__).resolve().parents[1] / "comfort_assets" / "ui" / "app.py"
+LAST_DAY = datetime(2013, 7, 8, tzinfo=UTC)
+#: The page's default hour on the last ingested day.
+DEFAULT_UNTIL = datetime(2013, 7, 8, 15, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def clean() -> pd.DataFrame:
+    return clean_days()
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory, clean) -> Path:
+    home = tmp_path_factory.mktemp("ui-home")
+    ingest(home, clean)
+    return home
+
+
+@pytest.fixture
+def fake(home, monkeypatch) -> Iterator[FakeService]:
+    with fake_service() as service:
+        monkeypatch.setenv("COMFORT_ENV", "local")
+        monkeypatch.setenv("COMFORT_HOME", str(home))
+        monkeypatch.setenv("COMFORT_SERVICE_URL", service.url)
+        yield service
+
+
+def page() -> AppTest:
+    app = AppTest.from_file(str(APP), default_timeout=60)
+    app.run()
+    assert not app.exception, app.exception
+    return app
+
+
+def forecast(app: AppTest) -> AppTest:
+    app.button(key="forecast").click().run()
+    assert not app.exception, app.exception
+    return app
+
+
+def texts(elements) -> str:
+    return "\n".join(str(e.value) for e in elements)
+
+
+def test_a_click_shows_the_forecast_from_the_service(fake, clean):
+    app = page()
+    assert VERSION in texts(app.sidebar.success)
+    assert app.selectbox(key="station").value == "EWR"
+    app.selectbox(key="station").set_value("JFK")
+    app = forecast(app)
+    (body,) = fake.bodies("/predict")
+    assert body == {"requests": [request_payload(clean, "JFK", DEFAULT_UNTIL)]}
+    last = body["requests"][0]["observations"]
+    di = float(discomfort_index(last["temp_c"][-1], last["humidity_pct"][-1])) + FORECAST_STEP
+    metrics = {m.label: m.value for m in app.metric}
+    assert metrics["DI forecast"] == f"{di:.1f}"
+    assert metrics["Feels like now"].endswith("°C")
+    headline = texts(app.markdown)
+    assert f"model <b>{VERSION}</b>" in headline
+    assert f"{di:.1f}" in headline and metrics["Band"] in headline
+    assert "JFK at 2013-07-08 18:00 UTC (3 h ahead)" in headline
+    (chart,) = app.get("vega_lite_chart")
+    assert BAND_COLOURS[metrics["Band"]] in chart.proto.spec  # the forecast point's colour
+    assert not app.error
+
+
+def test_no_service_says_it_is_not_answering_and_how_to_start_it(fake, monkeypatch):
+    url = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.setenv("COMFORT_SERVICE_URL", url)
+    app = forecast(page())
+    message = texts(app.main.error)
+    assert f"The forecast service at {url} is not answering" in message
+    port = url.rsplit(":", 1)[1]
+    assert f"bentoml serve comfort_assets.serving.service:ComfortForecast --port {port}" in message
+    assert "not answering" in texts(app.sidebar.error)
+    assert not app.metric
+
+
+def test_a_400_shows_the_field_and_the_reason(fake):
+    fake.predict_error = (400, BAD_UNITS_400)
+    app = forecast(page())
+    message = texts(app.main.error)
+    assert "refused the input (400)" in message
+    assert "observations.temp_c: value 86 at hour index 0" in message
+    assert "wrong units? °F instead of °C?" in message
+    assert not app.metric
+
+
+def test_feedback_is_posted_for_the_forecast(fake):
+    app = forecast(page())
+    (forecast_answer,) = fake.predictions
+    app.selectbox(key="felt").set_value("high")
+    app.radio(key="rating").set_value(4)
+    app.button(key="FormSubmitter:feedback-Send feedback").click().run()
+    assert fake.bodies("/feedback") == [
+        {"prediction_id": forecast_answer, "actual_di": 77.5, "rating": 4}
+    ]
+    assert "feedback stored" in texts(app.success)
+    app.number_input(key="measured").set_value(79.25)
+    app.button(key="FormSubmitter:feedback-Send feedback").click().run()
+    assert fake.bodies("/feedback")[-1]["actual_di"] == 79.25
+
+
+def test_pasted_observations_are_forecast_and_bad_text_is_explained(fake, clean):
+    request = request_payload(clean, "LGA", datetime(2013, 7, 7, 6, tzinfo=UTC))
+    app = page()
+    app.radio(key="source").set_value("Paste a request (JSON)").run()
+    app.text_area(key="pasted").set_value(json.dumps(request))
+    app = forecast(app)
+    assert fake.bodies("/predict") == [{"requests": [request]}]
+    assert "LGA at 2013-07-07 09:00 UTC" in texts(app.markdown)
+    app.text_area(key="pasted").set_value('{"station": "LGA",')
+    app = forecast(app)
+    assert "not JSON" in texts(app.main.error)
+    assert len(fake.bodies("/predict")) == 1
+
+
+def test_recent_predictions_show_actuals_and_errors_and_monitoring_waits(fake, home, clean):
+    store = PredictionStore(url=f"sqlite:///{home / 'predictions.db'}")
+    store.create()
+    times = pd.date_range("2013-07-05T00:00", periods=12, freq="h", tz="UTC")
+    jfk = clean[clean["station"] == "JFK"].set_index("time_utc").loc[times]
+    truth = discomfort_index(jfk["temp_c"], jfk["humidity_pct"]).to_numpy()
+    store.insert(
+        [
+            {
+                "id": f"recent-{i}",
+                "created_at": datetime.now(UTC),
+                "station": "JFK",
+                "valid_at": moment,
+                "horizon_h": 3,
+                "model_version": VERSION,
+                "features": {},
+                "prediction": float(truth[i]) + 2.0,
+            }
+            for i, moment in enumerate(times)
+        ]
+    )
+    app = page()
+    metrics = {m.label: m.value for m in app.metric}
+    assert metrics["Predictions"] == "12" and metrics["With an actual"] == "12"
+    assert metrics["RMSE"] == "2.00" and metrics["Bias"] == "+2.00"
+    (table,) = app.dataframe
+    assert table.value["error"].round(6).tolist() == [2.0] * 12
+    assert "No monitoring yet" in texts(app.info)
