@@ -111,7 +111,8 @@ def challenger_model(
     decision = replace(decision, version=registry.register(report.challenger, card))
     for name, png in report.plots.items():
         registry.put_report(decision.version, f"{name}.png", png)
-    with tracker.run("challenger_model", "register", config.model_dump()) as run:
+    tracked = {"version": decision.version, **config.model_dump()}
+    with tracker.run("challenger_model", "register", tracked) as run:
         run.summary({**card["metrics"], "promoted": decision.promoted})
         run.log_artifact(decision.version, "model", report.challenger.to_files(), card["metrics"])
     context.log.info(f"{decision.version}: {decision.reason}")
