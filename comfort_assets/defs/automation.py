@@ -8,9 +8,10 @@ from comfort_assets.defs.ingestion.assets import WEATHER_PARTITIONS
 
 pipeline_job = dg.define_asset_job(
     "pipeline_job",
-    selection=dg.AssetSelection.all(),
+    selection=dg.AssetSelection.groups("ingestion", "features", "training", "evaluation"),
     partitions_def=WEATHER_PARTITIONS,
-    description="The whole graph (`comfort run`): every partition in, a champion and its Bento.",
+    description="The whole batch graph (`comfort run`): every day of weather in, a champion and "
+    "its Bento out. Monitoring runs per day on its own schedule, after predictions exist.",
 )
 
 ingestion_job = dg.define_asset_job(

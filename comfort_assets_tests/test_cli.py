@@ -1,0 +1,234 @@
+"""The `comfort` CLI: one-line user mistakes, a fast `comfort models`, and runs that land on
+the Dagster instance under their job with their tags."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from comfort_assets import cli
+from comfort_assets.cli_models import format_models, list_models
+
+
+def _card(version: str, rmse: float, **extra) -> dict:
+    return {
+        "version": version,
+        "model_choice": "xgboost-seed0",
+        "horizon_h": 3,
+        "registered_at": "2026-11-25T04:00:00+00:00",
+        "metrics": {
+            "holdout_rmse": rmse,
+            "persistence_rmse": 3.0,
+            "skill_vs_persistence": 1 - rmse / 3,
+        },
+        **extra,
+    }
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A registry with a champion (001), a rejected challenger (002) and an ensemble (003),
+    written in the registry's layout; Dagster's home is set but not created."""
+    monkeypatch.setenv("COMFORT_HOME", str(tmp_path))
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
+    monkeypatch.setenv("COMFORT_ENV", "local")
+    models = tmp_path / "store" / "models"
+    cards = [
+        _card("weather-predictor-001", 2.1, promotion={"promoted": True, "reason": "first"}),
+        _card(
+            "weather-predictor-002",
+            2.2,
+            promotion={
+                "promoted": False,
+                "reason": "RMSE 2.200 does not beat the champion's 2.100",
+            },
+        ),
+        _card(
+            "weather-predictor-003",
+            2.15,
+            model_choice="ensemble",
+            members=["ridge-seed0", {"name": "xgboost-seed1"}],
+        ),
+    ]
+    for card in cards:
+        (models / card["version"]).mkdir(parents=True)
+        (models / card["version"] / "card.json").write_text(json.dumps(card))
+    pointer = {"version": "weather-predictor-001", "history": [], "reason": "first"}
+    (models / "champion.json").write_text(json.dumps(pointer))
+    return tmp_path
+
+
+def test_models_marks_the_champion_rejections_and_members(home, capsys):
+    assert cli.main(["models"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    rows = {line.split()[1] if line.startswith("*") else line.split()[0]: line for line in lines}
+    assert rows["weather-predictor-001"].startswith("* ")
+    assert (
+        "rejected: RMSE 2.200 does not beat the champion's 2.100" in rows["weather-predictor-002"]
+    )
+    assert not rows["weather-predictor-002"].startswith("*")
+    assert "members: ridge-seed0, xgboost-seed1" in rows["weather-predictor-003"]
+    assert "30.0%" in rows["weather-predictor-001"]  # skill 1 - 2.1 / 3
+
+
+def test_models_json_carries_the_promotion_decision(home, capsys):
+    assert cli.main(["models", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["champion"] for r in rows] == [True, False, False]
+    assert rows[1]["promoted"] is False and rows[2]["members"] == ["ridge-seed0", "xgboost-seed1"]
+
+
+def test_models_on_an_empty_home_says_what_to_do(tmp_path):
+    assert "comfort run" in format_models(list_models(_EmptyStore()))
+
+
+class _EmptyStore:
+    def list_keys(self, prefix: str) -> list[str]:
+        return []
+
+    def get_bytes(self, key: str) -> bytes:
+        raise FileNotFoundError(key)
+
+    def exists(self, key: str) -> bool:
+        return False
+
+
+def test_models_starts_without_dagster_or_xgboost(home):
+    code = (
+        "import sys; from comfort_assets.cli import main; main(['models']); "
+        "print(sorted(m for m in ('dagster', 'xgboost', 'sklearn') if m in sys.modules))"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert "weather-predictor-001" in completed.stdout
+    assert completed.stdout.strip().splitlines()[-1] == "[]"
+
+
+MISTAKES = {
+    "no command": [],
+    "unknown command": ["deploy"],
+    "unknown option": ["run", "--fast"],
+    "train without a seed": ["train"],
+    "non-integer seed": ["train", "--random-state", "one"],
+    "negative seed": ["train", "--random-state", "-1"],
+    "unknown family": ["train", "--random-state", "1", "--family", "lstm"],
+    "negative n-trials": ["tune", "--n-trials", "-3"],
+    "zero n-trials": ["tune", "--n-trials", "0"],
+    "unknown search type": ["tune", "--search-type", "bayesian"],
+    "non-integer tuning seed": ["tune", "--random-state", "1.5"],
+    "unknown version": ["promote", "weather-predictor-042"],
+    "not a version name": ["promote", "latest"],
+    "rollback to an unknown version": ["rollback", "weather-predictor-042"],
+}
+
+
+@pytest.mark.parametrize("argv", MISTAKES.values(), ids=MISTAKES.keys())
+def test_a_user_mistake_is_one_line_exit_2_and_no_run(home, capsys, argv):
+    assert cli.main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("comfort: error: ")
+    assert "Traceback" not in captured.err
+    # found before anything started: no Dagster instance, no W&B run, champion untouched
+    assert not (home / "dagster").exists()
+    assert not (home / "wandb").exists()
+    pointer = json.loads((home / "store" / "models" / "champion.json").read_text())
+    assert pointer["version"] == "weather-predictor-001"
+
+
+def test_the_error_names_the_bad_value(home, capsys):
+    cli.main(["train", "--random-state", "1", "--family", "lstm"])
+    error = capsys.readouterr().err
+    assert "'lstm'" in error and "ridge" in error and "xgboost" in error
+    cli.main(["promote", "weather-predictor-042"])
+    assert "weather-predictor-042" in capsys.readouterr().err
+
+
+def test_nothing_to_roll_back_to(home, capsys):
+    assert cli.main(["rollback"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "comfort: error: weather-predictor-001 has no previous champion"
+    )
+
+
+def test_a_mistake_from_the_shell_has_no_usage_block(home):
+    completed = subprocess.run(
+        [sys.executable, "-m", "comfort_assets.cli", "tune", "--search-type", "bayesian"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert completed.returncode == 2
+    assert completed.stderr.splitlines() == [
+        "comfort: error: argument --search-type: invalid choice: 'bayesian' "
+        "(choose from 'random', 'grid')"
+    ]
+
+
+def test_every_option_has_help():
+    top = cli.parser()
+    (commands,) = [a for a in top._actions if isinstance(a, argparse._SubParsersAction)]
+    for name, sub in commands.choices.items():
+        for action in sub._actions:
+            assert action.help, f"comfort {name} {action.option_strings or action.dest}"
+    assert {a.dest for a in commands._choices_actions} == set(commands.choices)
+
+
+def test_tags_name_the_command_the_user_and_the_options():
+    args = cli.parser().parse_args(["train", "--random-state", "3", "--random-state", "4"])
+    tags = cli._tags(args)
+    assert tags["comfort/command"] == "train"
+    assert tags["comfort/random_state"] == "3,4"
+    assert tags["comfort/families"] == "ridge,random_forest,xgboost"
+    assert tags["comfort/user"]
+    args = cli.parser().parse_args(["tune", "--search-type", "grid", "--n-trials", "5"])
+    assert {k: v for k, v in cli._tags(args).items() if k != "comfort/user"} == {
+        "comfort/command": "tune",
+        "comfort/random_state": "0",
+        "comfort/search_type": "grid",
+        "comfort/n_trials": "5",
+    }
+
+
+def test_a_failed_run_is_recorded_under_its_job_and_reported_by_step(tmp_path, monkeypatch, capsys):
+    """One day of ingestion_job: the chronological split check must fail (a day has no
+    train/validation/holdout), which is a real failure of the run."""
+    from comfort_assets.cli_runs import launch
+    from comfort_assets.definitions import defs
+
+    monkeypatch.setenv("COMFORT_HOME", str(tmp_path))
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
+    tags = {"comfort/command": "test", "comfort/user": "tester"}
+    outcome = launch(defs, "ingestion_job", tags, partition_key="2013-07-01")
+    assert not outcome.success
+    step_lines = capsys.readouterr().out
+    assert "✓ raw_weather" in step_lines and "✗ chronological_splits" in step_lines
+
+    assert cli._report_failure(outcome) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("comfort: ingestion_job run ") and "FAILED" in err[0]
+    assert any(
+        line.startswith("  failed step chronological_splits: DagsterAssetCheckFailedError")
+        for line in err
+    )
+    assert any("holdout_set:chronological" in line for line in err)
+    assert "Traceback" not in "\n".join(err)
+
+    with dg.DagsterInstance.get() as instance:
+        (run,) = instance.get_runs()
+        assert run.run_id == outcome.run_id
+        assert run.job_name == "ingestion_job"
+        assert run.status == dg.DagsterRunStatus.FAILURE
+        assert {k: run.tags[k] for k in tags} == tags
+        assert run.tags["dagster/partition"] == "2013-07-01"
+    log = outcome.log_file.read_text()
+    assert outcome.log_file.parent == tmp_path / "logs"
+    assert "RUN_START" in log and "STEP_FAILURE" in log
