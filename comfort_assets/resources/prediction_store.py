@@ -251,8 +251,9 @@ class PredictionWriter:
         self.max_rows = max_rows
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._created = False
-        #: The error of the last failed commit, None once one succeeds (readiness reads it).
+        #: The error of the last failed commit and when (monotonic s); None once one succeeds.
         self.last_error: BaseException | None = None
+        self.failed_at = 0.0
         self._thread = threading.Thread(target=self._run, name="prediction-writer", daemon=True)
         self._thread.start()
 
@@ -297,7 +298,7 @@ class PredictionWriter:
                     self._created = True
                 self.store.insert([row for rows, _ in pending for row in rows])
             except Exception as error:  # every waiting request must hear about it
-                self.last_error = error
+                self.last_error, self.failed_at = error, time.monotonic()
                 for _, future in pending:
                     future.set_exception(error)
             else:

@@ -14,6 +14,7 @@ import logging
 import os
 import sys
 import threading
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -132,6 +133,7 @@ class Forecaster:
         self.champion: Champion | None = None
         self._champion_problem: str | None = None
         self._store_problem: str | None = None
+        self._store_ok_at = 0.0
         self.refresh()
         self.check_store()
         self._stop = threading.Event()
@@ -195,6 +197,7 @@ class Forecaster:
         try:
             self.store.ping()
             problem = None
+            self._store_ok_at = time.monotonic()
         except Exception as error:
             problem = brief(error)
         if problem != self._store_problem:
@@ -211,7 +214,11 @@ class Forecaster:
             found.append(f"no valid champion: {self._champion_problem}")
         if self._store_problem is not None:
             found.append(f"prediction store unusable: {self._store_problem}")
-        elif self.writer is not None and self.writer.last_error is not None:
+        elif (
+            self.writer is not None
+            and self.writer.last_error is not None
+            and self.writer.failed_at > self._store_ok_at  # not reachable again since
+        ):
             found.append(f"prediction store: last commit failed: {brief(self.writer.last_error)}")
         return found
 

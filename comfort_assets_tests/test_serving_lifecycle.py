@@ -1,0 +1,179 @@
+"""The Bento service's lifecycle on a real `bentoml serve`: honest readiness, a start that
+cannot serve, a store that goes away and comes back, SIGTERM under load, a killed parent."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+
+import httpx
+import pandas as pd
+import psutil
+import pytest
+import sqlalchemy as sa
+
+from comfort_assets.resources.prediction_store import PredictionStore
+from comfort_assets.serving.core import request_payload
+from comfort_assets_tests.serving_fixtures import (
+    TcpProxy,
+    bento_process,
+    register_champion,
+)
+
+pytestmark = pytest.mark.slow
+
+ORIGIN = pd.Timestamp("2013-07-01T15:00", tz="UTC")
+POSTGRES = ("127.0.0.1", 5432)
+
+
+@pytest.fixture(scope="module")
+def clean(bundled_clean) -> pd.DataFrame:
+    return bundled_clean.clean
+
+
+@pytest.fixture(scope="module")
+def body(clean) -> dict:
+    return request_payload(clean, "JFK", ORIGIN)
+
+
+def until(check: Callable[[], bool], seconds: float = 20, what: str = "condition") -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+def predict(url: str, body: dict) -> httpx.Response:
+    return httpx.post(f"{url}/predict", json={"requests": [body]}, timeout=30)
+
+
+def test_a_corrupt_champion_answers_503_with_the_reason_then_recovers(tmp_path, clean, body):
+    version = register_champion(tmp_path, clean, seed=0, trees=20)
+    member = tmp_path / "store" / "models" / version / "member-0.ubj"
+    member.write_bytes(member.read_bytes() + b"corrupt")
+    with bento_process(tmp_path, wait_for="/livez", COMFORT_RELOAD_SECONDS="0.3") as served:
+        ready = httpx.get(f"{served.url}/readyz")
+        assert ready.status_code == 503
+        (problem,) = ready.json()["problems"]
+        assert "no valid champion" in problem and "sha256" in problem
+        refused = predict(served.url, body)
+        assert refused.status_code == 503 and "sha256" in refused.json()["error"]
+        time.sleep(1.5)  # several reload attempts: still one log line
+        assert served.process.poll() is None  # up, not restarting in a loop
+        good = register_champion(tmp_path, clean, seed=1, trees=20)
+        until(lambda: httpx.get(f"{served.url}/readyz").status_code == 200, what="recovery")
+        answer = predict(served.url, body)
+        assert answer.status_code == 200 and answer.json()[0]["model_version"] == good
+    log = served.log.read_text()
+    assert log.count("champion cannot be loaded") == 1, log[-3000:]
+    assert "Traceback" not in log
+
+
+@pytest.fixture
+def postgres_database() -> Iterator[str]:
+    """A fresh database on the local PostgreSQL, dropped afterwards."""
+    try:
+        socket.create_connection(POSTGRES, timeout=1).close()
+    except OSError:
+        pytest.skip("PostgreSQL is not running on 127.0.0.1:5432 (CI starts it)")
+    name = f"comfort_serving_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(
+        "postgresql+psycopg://postgres@127.0.0.1:5432/postgres", isolation_level="AUTOCOMMIT"
+    )
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f"CREATE DATABASE {name}")
+    try:
+        yield name
+    finally:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.dispose()
+
+
+def test_readyz_follows_the_store_away_and_back(tmp_path, clean, body, postgres_database):
+    """COMFORT_PREDICTION_DB_URL selects PostgreSQL under COMFORT_ENV=local too; when the
+    database goes away /readyz and /predict answer 503 with the reason, and both recover."""
+    register_champion(tmp_path, clean, seed=0, trees=20)
+    proxy = TcpProxy(POSTGRES)
+    url = f"postgresql://postgres@127.0.0.1:{proxy.port}/{postgres_database}"
+    direct = PredictionStore(url=f"postgresql://postgres@127.0.0.1:5432/{postgres_database}")
+    try:
+        with bento_process(
+            tmp_path, COMFORT_PREDICTION_DB_URL=url, COMFORT_RELOAD_SECONDS="0.3"
+        ) as served:
+            first = predict(served.url, body)
+            assert first.status_code == 200
+            assert direct.get(first.json()[0]["prediction_id"]) is not None
+
+            proxy.cut()
+            until(lambda: httpx.get(f"{served.url}/readyz").status_code == 503, what="not ready")
+            assert "prediction store" in httpx.get(f"{served.url}/readyz").text
+            refused = predict(served.url, body)
+            assert refused.status_code == 503 and "prediction store" in refused.text
+
+            proxy.resume()
+            until(lambda: httpx.get(f"{served.url}/readyz").status_code == 200, what="ready")
+            again = predict(served.url, body)
+            assert again.status_code == 200
+            assert direct.get(again.json()[0]["prediction_id"]) is not None
+    finally:
+        proxy.cut()
+        direct.engine.dispose()
+
+
+def test_sigterm_under_load_answers_every_request_in_flight(tmp_path, clean, body):
+    register_champion(tmp_path, clean, seed=0, trees=20)
+    store = PredictionStore(url=f"sqlite:///{tmp_path / 'predictions.db'}")
+    acknowledged: list[str] = []
+    failures: list[str] = []
+    stop_sending = threading.Event()
+
+    async def load(url: str) -> None:
+        # a fresh connection per request: a request is in flight once it has been sent
+        limits = httpx.Limits(max_keepalive_connections=0)
+        async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as http:
+
+            async def client() -> None:
+                while not stop_sending.is_set():
+                    try:
+                        response = await http.post("/predict", json={"requests": [body]})
+                    except httpx.TransportError as error:
+                        failures.append(repr(error))
+                        return
+                    if response.status_code != 200:
+                        failures.append(f"{response.status_code} {response.text[:200]}")
+                        return
+                    acknowledged.append(response.json()[0]["prediction_id"])
+
+            await asyncio.gather(*(client() for _ in range(16)))
+
+    with bento_process(tmp_path) as served:
+        sender = threading.Thread(target=asyncio.run, args=(load(served.url),))
+        sender.start()
+        until(lambda: len(acknowledged) > 200, what="load")
+        stop_sending.set()  # requests already sent are in flight; no new ones start
+        served.process.send_signal(signal.SIGTERM)
+        sender.join(60)
+        assert served.process.wait(30) == 0
+    assert not failures, failures[:5]
+    assert set(acknowledged) <= set(store.read()["id"])
+
+
+def test_the_worker_dies_with_its_parent_and_frees_the_port(tmp_path, clean):
+    register_champion(tmp_path, clean, seed=0, trees=20)
+    with bento_process(tmp_path) as served:
+        workers = psutil.Process(served.process.pid).children(recursive=True)
+        assert workers
+        served.process.kill()  # kill -9 of `bentoml serve`
+        served.process.wait()
+        _, alive = psutil.wait_procs(workers, timeout=15)
+        assert not alive, [p.cmdline()[:4] for p in alive]
+        port = int(served.url.rsplit(":", 1)[1])
+        with socket.socket() as sock:  # the next start can bind the port
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers do
+            sock.bind(("127.0.0.1", port))
