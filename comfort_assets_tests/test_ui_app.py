@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -75,6 +75,9 @@ def test_a_click_shows_the_forecast_from_the_service(fake, clean):
     app = page()
     assert VERSION in texts(app.sidebar.success)
     assert app.selectbox(key="station").value == "EWR"
+    day = app.date_input(key="day")
+    assert (day.value, day.max) == (LAST_DAY.date(), LAST_DAY.date())
+    assert day.min == date(2013, 7, 7)  # ingested from 3 July: 4 days of window before it
     app.selectbox(key="station").set_value("JFK")
     app = forecast(app)
     (body,) = fake.bodies("/predict")

@@ -133,6 +133,17 @@ def test_forecast_view_copes_with_missing_optional_observations(payload):
     assert view.history["di"].isna().sum() == logic.HISTORY_HOURS - 1
 
 
+def test_only_band_edges_near_the_drawn_values_are_drawn():
+    summer = logic.band_edges_near(pd.Series([72.0, 79.0]))
+    assert summer.to_dict("records") == [
+        {"di": 68.0, "label": "normal from 68"},
+        {"di": 75.0, "label": "high from 75"},
+        {"di": 80.0, "label": "very high from 80"},
+    ]
+    assert logic.band_edges_near(pd.Series([30.0, 50.0])).empty
+    assert logic.band_edges_near(pd.Series([62.0, 65.0]))["di"].tolist() == [68.0]
+
+
 def test_a_recorded_400_names_the_field_and_the_reason():
     problem = logic.http_problem(400, BAD_UNITS_400, "http://x")
     assert problem.title == "The service refused the input (400)"

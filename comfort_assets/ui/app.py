@@ -19,7 +19,7 @@ import pandas as pd
 import streamlit as st
 
 from comfort_assets import deployment
-from comfort_assets.domain.comfort import BAND_EDGES, BANDS
+from comfort_assets.domain.comfort import BANDS
 from comfort_assets.domain.features import WINDOW_HOURS
 from comfort_assets.ui import client, data, logic
 
@@ -36,15 +36,15 @@ RATINGS = {
 NO_BAND = "—"
 #: Columns of the recent-predictions table and their headings.
 RECENT_COLUMNS = {
-    "created_at": "created at",
+    "valid_at": "valid at (UTC)",
     "station": "station",
-    "valid_at": "valid at",
-    "model_version": "model",
     "prediction": "forecast",
     "actual": "actual (weather)",
     "error": "error",
-    "actual_di": "actual (feedback)",
     "rating": "rating",
+    "actual_di": "actual (feedback)",
+    "model_version": "model",
+    "created_at": "asked at (UTC)",
 }
 FROM_WEATHER = "From the ingested weather"
 PASTED = "Paste a request (JSON)"
@@ -115,6 +115,8 @@ with forecast_tab:
             )
         else:
             first, last = (datetime.fromisoformat(d).date() for d in (days[0], days[-1]))
+            # the first day whose 00:00 has a full window of ingested hours before it
+            first = min(first + timedelta(days=(WINDOW_HOURS - 1) // 24), last)
             latest = weather(
                 _storage_key(),
                 datetime.combine(last, datetime.min.time(), UTC),
@@ -230,12 +232,7 @@ with forecast_tab:
             .mark_point(size=220, filled=True, color=view.colour, opacity=1)
             .encode(x=x, y=y, tooltip=["time_utc:T", alt.Tooltip("di:Q", format=".1f")])
         )
-        edges = pd.DataFrame(
-            {
-                "di": BAND_EDGES,
-                "label": [f"{b} from {e:g}" for b, e in zip(BANDS[1:], BAND_EDGES, strict=True)],
-            }
-        )
+        edges = logic.band_edges_near(frame["di"])
         rules = alt.Chart(edges).mark_rule(strokeDash=[2, 3], color="#9e9e9e").encode(y="di:Q")
         labels = (
             alt.Chart(edges)
@@ -326,7 +323,10 @@ with recent_tab:
         columns[3].metric("Bias", f"{numbers['bias']:+.2f}" if numbers["bias"] is not None else "—")
         rolling = logic.rolling_error(joined)
         if rolling.empty:
-            st.caption("No prediction has an actual yet: the valid-at hours are not ingested.")
+            st.caption(
+                f"The rolling error starts at {logic.ROLLING_WINDOW // 4} predictions with an "
+                "actual (the DI of the ingested weather at their valid-at hour)."
+            )
         else:
             long = rolling.melt("valid_at", var_name="error", value_name="DI")
             st.altair_chart(
@@ -341,7 +341,19 @@ with recent_tab:
                 width="stretch",
             )
         shown = joined.sort_values("created_at", ascending=False)[list(RECENT_COLUMNS)]
-        st.dataframe(shown.rename(columns=RECENT_COLUMNS), hide_index=True)
+        one_decimal = st.column_config.NumberColumn(format="%.1f")
+        st.dataframe(
+            shown.rename(columns=RECENT_COLUMNS),
+            hide_index=True,
+            column_config={
+                RECENT_COLUMNS[name]: one_decimal
+                for name in ("prediction", "actual", "error", "actual_di")
+            }
+            | {
+                RECENT_COLUMNS[name]: st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")
+                for name in ("valid_at", "created_at")
+            },
+        )
 
 with monitoring_tab:
     reports = data.monitoring_reports(deployment.object_store(resolve_env=True))

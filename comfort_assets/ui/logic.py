@@ -18,6 +18,7 @@ import pandas as pd
 
 from comfort_assets.domain.comfort import (
     BAND_EDGES,
+    BANDS,
     DiscomfortBand,
     discomfort_index,
     feels_like,
@@ -212,6 +213,18 @@ def chart_frame(view: ForecastView) -> pd.DataFrame:
     observed = view.history.assign(kind="observed")
     point = pd.DataFrame({"time_utc": [view.valid_at], "di": [view.di], "kind": ["forecast"]})
     return pd.concat([observed, point], ignore_index=True)
+
+
+def band_edges_near(values: pd.Series, margin: float = 4.0) -> pd.DataFrame:
+    """The band edges within ``margin`` of the values drawn, labelled, so a winter chart is
+    not squashed under lines it never reaches."""
+    low, high = values.min() - margin, values.max() + margin
+    rows = [
+        {"di": edge, "label": f"{band} from {edge:g}"}
+        for band, edge in zip(BANDS[1:], BAND_EDGES, strict=True)
+        if low <= edge <= high
+    ]
+    return pd.DataFrame(rows, columns=["di", "label"])
 
 
 def observed_di_at(clean: pd.DataFrame, station: str, moment: pd.Timestamp) -> float | None:
