@@ -175,3 +175,18 @@ def test_recent_predictions_show_actuals_and_errors_and_monitoring_waits(fake, h
     (table,) = app.dataframe
     assert table.value["error"].round(6).tolist() == [2.0] * 12
     assert "No monitoring yet" in texts(app.info)
+
+
+def test_monitoring_status_shows_the_latest_reports(fake, tmp_path, monkeypatch):
+    monkeypatch.setenv("COMFORT_HOME", str(tmp_path))
+    folder = tmp_path / "store" / "assets" / "production_performance"
+    folder.mkdir(parents=True)
+    for day, rmse in (("2013-07-07", 1.5), ("2013-07-08", 2.25)):
+        table = pd.DataFrame(
+            {"model_version": [VERSION], "station": ["ALL"], "rows": [30], "rmse": [rmse]}
+        )
+        table.to_parquet(folder / f"{day}.parquet")
+    app = page()
+    assert "No ingested weather" in texts(app.info)
+    assert f"**2013-07-08**: {VERSION}: RMSE 2.25 over 30 forecasts" in texts(app.markdown)
+    assert "No monitoring yet" not in texts(app.info)

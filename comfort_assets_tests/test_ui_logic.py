@@ -249,6 +249,38 @@ def test_monitoring_reports_are_read_only_when_present(tmp_path):
     assert "data_quality_report" not in reports
 
 
+def test_monitoring_reports_get_a_headline_from_their_columns():
+    performance = pd.DataFrame(
+        {
+            "model_version": ["weather-predictor-002"] * 2,
+            "station": ["ALL", "JFK"],
+            "rows": [120, 40],
+            "rmse": [1.234, 1.1],
+            "skill": [0.12, 0.2],
+        }
+    )
+    assert logic.report_headline(performance) == (
+        "weather-predictor-002: RMSE 1.23 over 120 forecasts, skill +12% vs persistence"
+    )
+    drift = pd.DataFrame(
+        {
+            "source": ["served", "served", "ingested"],
+            "station": ["JFK", "LGA", "JFK"],
+            "feature": ["temp_c", "temp_c", "humidity_pct"],
+            "drifted": [True, False, True],
+        }
+    )
+    assert logic.report_headline(drift) == (
+        "2 of 3 inputs drifted: served/JFK/temp_c, ingested/JFK/humidity_pct"
+    )
+    quality = pd.DataFrame(
+        {"expected_hours": [24, 24], "observed_hours": [24, 20], "quarantined_rows": [0, 3]}
+    )
+    assert logic.report_headline(quality) == "44 of 48 station-hours observed, 3 rows quarantined"
+    assert logic.report_headline(pd.DataFrame({"x": [1, 2]})) == "2 rows"
+    assert logic.report_headline({"a": 1}) == "a report (not a table)"
+
+
 # --- HTTP -------------------------------------------------------------------------------
 def test_client_turns_refusals_and_silence_into_problems(payload):
     url = f"http://127.0.0.1:{free_port()}"

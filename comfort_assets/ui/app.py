@@ -364,8 +364,8 @@ with monitoring_tab:
             + ") have not been materialized."
         )
     for asset, (partition, value) in reports.items():
-        st.subheader(asset)
-        st.caption(f"latest: {partition}")
+        st.subheader(asset.replace("_", " "))
+        st.markdown(f"**{partition}**: {logic.report_headline(value)}")
         if isinstance(value, pd.DataFrame):
             st.dataframe(value, hide_index=True)
         else:

@@ -339,3 +339,41 @@ def summary(joined: pd.DataFrame) -> dict[str, Any]:
         "bias": float(errors.mean()) if len(errors) else None,
         "rated": int(joined["rating"].notna().sum()) if "rating" in joined else 0,
     }
+
+
+# --- monitoring -------------------------------------------------------------------------
+def report_headline(value: Any) -> str:
+    """One sentence on a monitoring report (production performance, feature drift, data
+    quality), read from its columns; a report of another shape is only counted."""
+    if not isinstance(value, pd.DataFrame):
+        return "a report (not a table)"
+    if value.empty:
+        return "an empty report: nothing to judge that day"
+    columns = set(value.columns)
+    if {"model_version", "station", "rmse", "rows"} <= columns:
+        overall = value[value["station"] == "ALL"]
+        lines = []
+        for row in overall.itertuples():
+            skill = getattr(row, "skill", float("nan"))
+            lines.append(
+                f"{row.model_version}: RMSE {row.rmse:.2f} over {row.rows} forecasts"
+                + (f", skill {skill:+.0%} vs persistence" if math.isfinite(skill) else "")
+            )
+        return "; ".join(lines) or f"{len(value)} rows, none over all stations"
+    if "drifted" in columns:
+        drifted = value[value["drifted"].astype(bool)]
+        names = [
+            "/".join(str(row[c]) for c in ("source", "station", "feature") if c in columns)
+            for _, row in drifted.head(5).iterrows()
+        ]
+        more = " …" if len(drifted) > 5 else ""
+        return f"{len(drifted)} of {len(value)} inputs drifted" + (
+            f": {', '.join(names)}{more}" if names else ""
+        )
+    if {"expected_hours", "observed_hours"} <= columns:
+        quarantined = int(value["quarantined_rows"].sum()) if "quarantined_rows" in columns else 0
+        return (
+            f"{int(value['observed_hours'].sum())} of {int(value['expected_hours'].sum())} "
+            f"station-hours observed, {quarantined} rows quarantined"
+        )
+    return f"{len(value)} rows"
