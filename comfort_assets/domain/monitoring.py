@@ -250,19 +250,16 @@ def seasonal_reference(
     return reference.iloc[np.argsort(distance, kind="stable")[:min_rows]]
 
 
-def week_to_week_psi(reference: pd.DataFrame, feature: str, min_rows: int = 24) -> np.ndarray:
-    """PSI of each week of the reference against the rest of it: how much one week of
-    ordinary weather differs from its season (the yardstick for calling drift)."""
-    times = pd.to_datetime(reference["time_utc"], utc=True)
-    block = ((times - times.min()) // pd.Timedelta(days=7)).to_numpy()
-    values = reference[feature].to_numpy(dtype=float)
-    return np.array(
-        [
-            psi(values[block != b], values[block == b])
-            for b in np.unique(block)
-            if (block == b).sum() >= min_rows and (block != b).any()
-        ]
-    )
+def seasonal_shift_z(
+    matched: pd.DataFrame, current: pd.DataFrame, feature: str, days: int
+) -> tuple[float, float]:
+    """The current mean minus the seasonal reference's, and that shift in units of how much
+    the means of ``days``-long windows of the reference vary: a de-seasonalised z-score."""
+    times = pd.to_datetime(matched["time_utc"], utc=True)
+    block = ((times - times.min()) // pd.Timedelta(days=days)).to_numpy()
+    spread = float(matched.groupby(block)[feature].mean().std())
+    shift = float(np.nanmean(current[feature]) - np.nanmean(matched[feature]))
+    return shift, shift / spread if spread > 0 else float("nan")
 
 
 def drift_table(
@@ -272,28 +269,27 @@ def drift_table(
     source: str,
     features: Sequence[str] = DRIFT_FEATURES,
     weeks: int = 4,
-    min_samples: int = 48,
-    psi_threshold: float = 0.25,
+    min_samples: int = 24,
+    z_threshold: float = 3.5,
 ) -> pd.DataFrame:
     """Per station and feature: PSI and KS against a seasonally matched reference (the
-    station's own if it has one, else every station's), and raw PSI against the whole
-    reference for comparison.
+    station's own if it has one, else every station's), raw PSI against the whole
+    reference, and the seasonal mean shift as a z-score.
 
-    ``drifted``: enough samples and a PSI above both ``psi_threshold`` and the largest PSI
-    of any week of the matched reference against the rest of it. Weather regimes make one
-    week differ from its season by a PSI of 1–4 here, so a fixed 0.25 would flag almost
-    every week; KS p-values are reported for reading only (hours are autocorrelated, so
-    they are far too small)."""
+    ``drifted``: enough samples and a shift beyond ``z_threshold`` times the spread of
+    same-length window means in the matched reference. PSI and KS are for reading: a week
+    of ordinary weather differs from its own season by a PSI of 1–4 here and hours are
+    autocorrelated (KS p-values far too small), so neither can decide alone."""
     rows = []
     for station, now in current.groupby("station", sort=True):
         own = reference[reference["station"] == station]
         pool = own if len(own) else reference
         matched = seasonal_reference(pool, now["time_utc"], weeks)
+        span = now["time_utc"].max() - now["time_utc"].min()
+        days = max(1, int(np.ceil(span / pd.Timedelta(days=1))))
         for name in features:
             statistic, pvalue = ks(matched[name], now[name])
-            value = psi(matched[name], now[name])
-            yardstick = week_to_week_psi(matched, name)
-            threshold = max(psi_threshold, float(yardstick.max()) if yardstick.size else 0.0)
+            shift, z = seasonal_shift_z(matched, now, name, days)
             n = int(np.isfinite(now[name].to_numpy(dtype=float)).sum())
             rows.append(
                 {
@@ -302,12 +298,13 @@ def drift_table(
                     "feature": name,
                     "n": n,
                     "reference_n": len(matched),
-                    "psi": value,
-                    "psi_threshold": threshold,
+                    "psi": psi(matched[name], now[name]),
+                    "raw_psi": psi(pool[name], now[name]),
                     "ks": statistic,
                     "ks_pvalue": pvalue,
-                    "raw_psi": psi(pool[name], now[name]),
-                    "drifted": bool(n >= min_samples and value > threshold),
+                    "shift": shift,
+                    "shift_z": z,
+                    "drifted": bool(n >= min_samples and abs(z) > z_threshold),
                 }
             )
     return pd.DataFrame(rows)
@@ -351,21 +348,23 @@ def domain_table(
     return pd.DataFrame(rows)
 
 
-def drift_finding(drift: pd.DataFrame, version: str) -> Finding:
-    """Warn-level verdict: how many station × feature pairs drifted (served inputs first)."""
+def drift_finding(drift: pd.DataFrame, version: str, z_threshold: float = 3.5) -> Finding:
+    """Warn-level verdict: how many station × feature pairs drifted, and the worst."""
     drifted = drift[drift["drifted"]] if len(drift) else drift
     if drifted.empty:
+        figure = float(drift["shift_z"].abs().max()) if len(drift) else np.nan
         return Finding(
-            "seasonal_drift", True, float(drift["psi"].max()) if len(drift) else np.nan,
-            np.nan, ALL, version, "no feature drifted against its seasonal reference",
+            "seasonal_drift", True, figure, z_threshold, ALL, version,
+            "no input moved beyond its season's ordinary variation",
         )  # fmt: skip
-    worst = drifted.sort_values("psi", ascending=False).iloc[0]
+    worst = drifted.loc[drifted["shift_z"].abs().idxmax()]
     return Finding(
-        "seasonal_drift", False, float(worst["psi"]), float(worst["psi_threshold"]),
+        "seasonal_drift", False, float(abs(worst["shift_z"])), z_threshold,
         str(worst["station"]), version,
         f"{len(drifted)} station×feature pair(s) drifted; worst {worst['feature']} at "
-        f"{worst['station']} ({worst['source']}): PSI {worst['psi']:.2f} against the same "
-        f"weeks of the training data, where weeks differ by up to {worst['psi_threshold']:.2f}",
+        f"{worst['station']} ({worst['source']}): {worst['shift']:+.1f} against the same weeks "
+        f"of the training data, {abs(worst['shift_z']):.1f}× their ordinary variation "
+        f"(PSI {worst['psi']:.2f})",
     )  # fmt: skip
 
 

@@ -53,8 +53,9 @@ class DriftConfig(dg.Config):
     """Served inputs and ingested weather of this many days ending with the partition."""
     season_weeks: int = 4
     """The reference is the training data from the same weeks of the year, ± this."""
-    psi_threshold: float = 0.25
-    """Drift needs a PSI above this and above the reference's own week-to-week PSI."""
+    z_threshold: float = 3.5
+    """Drift: an input's mean moved beyond this many times the spread of same-length
+    window means in the seasonal reference (ordinary days reach 3.3 in the bundled year)."""
     min_samples: int = 24
     """Served inputs (or ingested hours) a station needs before its drift is judged: one
     day of hourly forecasts."""
@@ -141,10 +142,16 @@ def _training_weather(clean_weather: pd.DataFrame, card: dict[str, Any]) -> pd.D
     window = card.get("training_window") or {}
     times = inputs["time_utc"]
     if window.get("start"):
-        inputs = inputs[times >= pd.Timestamp(window["start"]).tz_convert("UTC")]
+        inputs = inputs[times >= _utc(window["start"])]
     if window.get("end"):
-        inputs = inputs[inputs["time_utc"] <= pd.Timestamp(window["end"]).tz_convert("UTC")]
+        inputs = inputs[inputs["time_utc"] <= _utc(window["end"])]
     return inputs
+
+
+def _utc(text: str) -> pd.Timestamp:
+    """A card's time; one without an offset is UTC."""
+    moment = pd.Timestamp(text)
+    return moment.tz_localize("UTC") if moment.tz is None else moment.tz_convert("UTC")
 
 
 @dg.asset(
@@ -296,7 +303,7 @@ def feature_drift(
     options = {
         "weeks": config.season_weeks,
         "min_samples": config.min_samples,
-        "psi_threshold": config.psi_threshold,
+        "z_threshold": config.z_threshold,
     }
     frames = [mon.drift_table(reference, ingested, source="ingested", **options)]
     domain = pd.DataFrame(columns=["station", "n", "out_of_domain_share"])
@@ -319,7 +326,7 @@ def feature_drift(
     if len(drift):
         metadata["plot"] = dg.MetadataValue.md(plots.drift_plot(drift))
     yield dg.Output(drift, metadata=metadata)
-    drift_result = mon.drift_finding(drift, version)
+    drift_result = mon.drift_finding(drift, version, config.z_threshold)
     yield _check(drift_result, "feature_drift", dg.AssetCheckSeverity.WARN, notifier, "drift")
     domain_result = mon.domain_finding(
         domain, version, max_share=config.max_out_of_domain_share, min_samples=config.min_samples

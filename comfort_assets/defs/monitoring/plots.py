@@ -28,8 +28,7 @@ def drift_plot(drift: pd.DataFrame) -> str:
     worst.rename(columns={"psi": "same weeks", "raw_psi": "whole training window"}).plot.bar(
         ax=axis
     )
-    axis.axhline(0.25, color="black", linewidth=1, linestyle="--")
-    axis.set(ylabel="PSI (worst station)", title="input drift against the training data")
+    axis.set(ylabel="PSI (worst station)", title="input PSI against the training data")
     return _markdown(figure, "feature drift")
 
 

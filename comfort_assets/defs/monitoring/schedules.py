@@ -33,7 +33,8 @@ daily_monitoring = dg.build_schedule_from_partitioned_job(
     description=f"Mondays: the last {HISTORY_DAYS} days of production skill, per station.",
 )
 def weekly_evaluation(context: dg.ScheduleEvaluationContext):
-    key = WEATHER_PARTITIONS.get_last_partition_key(current_time=context.scheduled_execution_time)
+    keys = WEATHER_PARTITIONS.get_partition_keys(current_time=context.scheduled_execution_time)
+    key = keys[-1] if keys else None
     if key is None:
         return dg.SkipReason("no complete day to evaluate yet")
     return dg.RunRequest(

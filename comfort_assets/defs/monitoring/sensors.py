@@ -78,20 +78,27 @@ def new_check_outcomes(
         history = instance.event_log_storage.get_asset_check_execution_history(key, limit=limit)
         for record in history:
             evaluation = record.evaluation
-            if record.id <= after or evaluation is None:
-                continue
+            if record.id <= after or not isinstance(evaluation, dg.AssetCheckEvaluation):
+                continue  # read already, or planned and not evaluated yet
             outcomes.append(
                 CheckOutcome(
                     storage_id=record.id,
                     check=key.name,
                     asset=key.asset_key.to_user_string(),
                     passed=evaluation.passed,
-                    partition=evaluation.partition,
+                    partition=record.partition
+                    or evaluation.partition
+                    or _run_partition(instance, record.run_id),
                     run_id=record.run_id,
                     metadata={k: str(v.value) for k, v in evaluation.metadata.items()},
                 )
             )
     return sorted(outcomes, key=lambda o: o.storage_id)
+
+
+def _run_partition(instance: dg.DagsterInstance, run_id: str) -> str | None:
+    run = instance.get_run_by_id(run_id)
+    return run.tags.get("dagster/partition") if run else None
 
 
 def retrain_tags(reason: str, trigger: CheckOutcome, failed: Iterable[CheckOutcome]) -> dict:
@@ -196,7 +203,12 @@ def promotion_notifier(
 )
 def run_failure_notifier(context: dg.RunFailureSensorContext, notifier: Notifier):
     run = context.dagster_run
-    message = (context.failure_event.message or "") if context.failure_event else ""
+    errors = [
+        f"{event.step_key}: {_root_cause(event.event_specific_data.error)}"
+        for event in context.get_step_failure_events()
+        if event.event_specific_data and event.event_specific_data.error
+    ]
+    message = "; ".join(errors) or (context.failure_event.message or "")
     notifier.notify(
         Alert(
             kind="run_failure",
@@ -208,3 +220,10 @@ def run_failure_notifier(context: dg.RunFailureSensorContext, notifier: Notifier
             },
         )
     )
+
+
+def _root_cause(error) -> str:
+    """The innermost error of Dagster's wrapped chain: the one the user code raised."""
+    while error.cause is not None:
+        error = error.cause
+    return error.message.strip()

@@ -1,0 +1,355 @@
+"""The monitoring loop on a real Dagster instance: a prediction store with crafted forecasts,
+the monitoring assets and their checks, and the sensors that retrain and notify."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+import pytest
+
+from comfort_assets import deployment
+from comfort_assets.definitions import ASSETS, defs
+from comfort_assets.defs.ingestion.assets import WEATHER_PARTITIONS
+from comfort_assets.defs.monitoring import sensors
+from comfort_assets.defs.monitoring.schedules import weekly_evaluation
+from comfort_assets.domain import monitoring as mon
+from comfort_assets.resources.io_manager import ObjectStoreIOManager
+from comfort_assets.resources.notifier import Notifier
+from comfort_assets.resources.object_store import LocalObjectStore
+from comfort_assets.resources.prediction_store import PredictionStore
+from comfort_assets.resources.registry import ModelRegistry
+from comfort_assets.resources.tracking import ExperimentTracker
+from comfort_assets_tests.test_notifier import webhook_server
+
+VERSION = "weather-predictor-001"
+HOLDOUT_RMSE = 2.2
+STATIONS = ("EWR", "JFK", "LGA")
+CHECKS = {
+    "rmse_vs_holdout",
+    "skill_vs_persistence",
+    "seasonal_drift",
+    "input_domain",
+    "day_complete",
+    "stuck_di_input",
+    "anomaly_burst",
+}
+
+
+def hot_station(clean: pd.DataFrame) -> pd.DataFrame:
+    """EWR's year 15 °C warmer and much more humid: a climate the champion never saw."""
+    hot = clean[clean["station"] == "EWR"].assign(station="HOT")
+    hot["temp_c"] += 15
+    hot["humidity_pct"] += 0.4 * (100 - hot["humidity_pct"])
+    hot["dewpoint_c"] = np.nan
+    return hot
+
+
+class Loop:
+    """A tmp object store, prediction store, champion card and webhook, with helpers."""
+
+    def __init__(self, tmp_path, instance, webhook_url: str, clean: pd.DataFrame) -> None:
+        self.instance = instance
+        self.store = LocalObjectStore(root=str(tmp_path / "store"))
+        self.registry = ModelRegistry(store=self.store)
+        self.predictions = PredictionStore(url=f"sqlite:///{tmp_path / 'predictions.db'}")
+        self.predictions.create()
+        self.notifier = Notifier(webhook_url=webhook_url, backoff_factor_s=0.01)
+        self.resources = {
+            **deployment.resources(),
+            "object_store": self.store,
+            "io_manager": ObjectStoreIOManager(store=self.store),
+            "registry": self.registry,
+            "tracker": ExperimentTracker(mode="disabled"),
+            "prediction_store": self.predictions,
+            "notifier": self.notifier,
+        }
+        self.cursor: str | None = None
+        self.ingest(clean)
+
+    def ingest(self, clean: pd.DataFrame) -> None:
+        """Stand in for the ingestion group: store `clean_weather` and an empty quarantine."""
+        io_manager = ObjectStoreIOManager(store=self.store)
+        for name, frame in (
+            ("clean_weather", clean.reset_index(drop=True)),
+            ("weather_quarantine", pd.DataFrame({"station": [], "time_utc": [], "reason": []})),
+        ):
+            io_manager.handle_output(dg.build_output_context(asset_key=dg.AssetKey(name)), frame)
+
+    def champion(self, training_end: str = "2013-09-01") -> None:
+        card = {
+            "version": VERSION,
+            "metrics": {"holdout_rmse": HOLDOUT_RMSE},
+            "training_window": {"start": "2013-01-05T00:00:00+00:00", "end": training_end},
+            "stations": list(STATIONS),
+            "sha256": {},
+        }
+        self.store.put_bytes(f"models/{VERSION}/card.json", json.dumps(card).encode())
+        self.registry.promote(VERSION, "test champion")
+
+    def serve(self, weather: pd.DataFrame, day: str, forecast, seed: int = 0) -> None:
+        """Log a day of h = 3 forecasts per station, features from ``weather`` at the origin;
+        ``forecast(actual, persistence, rng)`` makes the forecast."""
+        rng = np.random.default_rng(seed)
+        inputs = mon.weather_inputs(weather).set_index(["station", "time_utc"]).sort_index()
+        rows = []
+        for station in sorted(weather["station"].unique()):
+            for valid_at in pd.date_range(day, periods=24, freq="h", tz="UTC"):
+                origin = valid_at - pd.Timedelta(hours=3)
+                features = inputs.loc[(station, origin)]
+                actual = float(inputs.loc[(station, valid_at), "di_now"])
+                rows.append(
+                    {
+                        "id": uuid.uuid4().hex,
+                        "created_at": origin.to_pydatetime(),
+                        "station": station,
+                        "valid_at": valid_at.to_pydatetime(),
+                        "horizon_h": 3,
+                        "model_version": VERSION,
+                        "features": {
+                            k: None if np.isnan(v) else float(v) for k, v in features.items()
+                        },
+                        "prediction": float(forecast(actual, features["di_now"], rng)),
+                    }
+                )
+        self.predictions.insert(rows)
+
+    def monitor(self, day: str) -> tuple[dg.ExecuteInProcessResult, dict]:
+        result = dg.materialize(
+            ASSETS,
+            selection=dg.AssetSelection.groups("monitoring"),
+            partition_key=day,
+            resources=self.resources,
+            instance=self.instance,
+        )
+        assert result.success
+        checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+        assert set(checks) == CHECKS
+        return result, checks
+
+    def tick(self):
+        context = dg.build_sensor_context(
+            instance=self.instance,
+            cursor=self.cursor,
+            resources={"notifier": self.notifier},
+            definitions=defs,
+        )
+        data = sensors.monitoring_retrain_sensor.evaluate_tick(context)
+        self.cursor = data.cursor
+        return data
+
+
+def good(actual, persistence, rng):
+    return actual + rng.normal(0, 0.8)
+
+
+def worse_than_persistence(actual, persistence, rng):
+    """Moves the wrong way: errors 1.5 × those of persistence."""
+    return persistence - 0.5 * (actual - persistence) + rng.normal(0, 0.3)
+
+
+@pytest.fixture
+def webhook():
+    with webhook_server() as server:
+        yield server
+
+
+@pytest.fixture
+def loop(tmp_path, webhook, bundled_clean):
+    with dg.instance_for_test() as instance:
+        loop = Loop(tmp_path, instance, webhook.url, bundled_clean.clean)
+        loop.champion()
+        yield loop
+
+
+def test_a_clean_day_passes_every_check_and_nothing_is_retrained(loop, webhook, bundled_clean):
+    loop.serve(bundled_clean.clean, "2013-07-10", good)
+    result, checks = loop.monitor("2013-07-10")
+    failed = {name: e.metadata["message"].value for name, e in checks.items() if not e.passed}
+    assert not failed
+    log = result.asset_materializations_for_node("prediction_log")[0].metadata
+    assert log["with_actuals"].value == 72 and log["waiting_for_actuals"].value == 0
+    performance = result.output_for_node("production_performance")
+    overall = performance.set_index(["model_version", "station"]).loc[(VERSION, mon.ALL)]
+    assert overall["rows"] == 72 and overall["skill"] > 0.3
+    data = loop.tick()
+    assert not data.run_requests and "no decay" in data.skip_message
+    assert webhook.bodies == []
+
+
+@pytest.mark.slow
+def test_decay_retrains_once_within_the_cooldown_with_reason_and_figures(
+    loop, webhook, bundled_clean
+):
+    for day in ("2013-07-10", "2013-07-11"):
+        loop.serve(bundled_clean.clean, day, worse_than_persistence)
+    _, checks = loop.monitor("2013-07-10")
+    rmse_check = checks["rmse_vs_holdout"]
+    assert not rmse_check.passed and not checks["skill_vs_persistence"].passed
+    assert rmse_check.metadata["figure"].value > HOLDOUT_RMSE * 1.1
+    assert rmse_check.metadata["threshold"].value == pytest.approx(HOLDOUT_RMSE * 1.1)
+
+    first = loop.tick()
+    (request,) = first.run_requests
+    assert request.job_name == "retraining_job"
+    tags = request.tags
+    assert tags["comfort/check"] == "production_performance:rmse_vs_holdout"
+    assert tags["comfort/reason"].startswith("rmse_vs_holdout+skill_vs_persistence")
+    assert float(tags["comfort/figure"]) > float(tags["comfort/threshold"]) == pytest.approx(2.42)
+    assert tags["comfort/model_version"] == VERSION and tags["comfort/partition"] == "2013-07-10"
+    assert any("retrain" in text and "rmse_vs_holdout" in text for text in webhook.texts)
+    assert any(
+        text.startswith("[comfort-assets] decay") and VERSION in text for text in webhook.texts
+    )
+
+    # the next day fails again, inside the cooldown: no second request
+    _, checks = loop.monitor("2013-07-11")
+    assert not checks["rmse_vs_holdout"].passed
+    second = loop.tick()
+    assert not second.run_requests and "too recently" in second.skip_message
+    assert loop.tick().skip_message == "no new monitoring check evaluations"
+
+
+@pytest.mark.slow
+def test_two_failing_evaluations_in_one_tick_make_one_request(loop, bundled_clean):
+    for day in ("2013-07-10", "2013-07-11"):
+        loop.serve(bundled_clean.clean, day, worse_than_persistence)
+        loop.monitor(day)
+    data = loop.tick()
+    assert len(data.run_requests) == 1
+    assert data.run_requests[0].tags["comfort/partition"] == "2013-07-11"
+
+
+@pytest.mark.slow
+def test_a_station_with_a_very_different_climate(loop, webhook, bundled_clean):
+    """Day 1: the service answers a HOT station whose weather has not been ingested yet, so
+    no actuals: the domain check fires on the inputs alone and asks for a retrain. Once its
+    weather arrives, the per-station skill check fires too. (The forecasts are crafted: the
+    real New York XGBoost still beat persistence on this shifted EWR, 1.57 vs 1.95 in July.)"""
+    clean = bundled_clean.clean
+    hot = hot_station(clean)
+    loop.serve(clean, "2013-07-10", good)
+    loop.serve(hot, "2013-07-10", worse_than_persistence)
+    result, checks = loop.monitor("2013-07-10")
+    log = result.asset_materializations_for_node("prediction_log")[0].metadata
+    assert log["waiting_for_actuals"].value == 24
+    assert not checks["input_domain"].passed
+    assert checks["input_domain"].metadata["station"].value == "HOT"
+    assert not checks["seasonal_drift"].passed
+    assert checks["skill_vs_persistence"].passed  # nothing to judge HOT on yet
+    (request,) = loop.tick().run_requests
+    assert request.tags["comfort/check"] == "feature_drift:input_domain"
+    assert request.tags["comfort/station"] == "HOT"
+
+    loop.ingest(pd.concat([clean, hot], ignore_index=True))
+    _, checks = loop.monitor("2013-07-10")
+    skill = checks["skill_vs_persistence"]
+    assert not skill.passed and skill.metadata["station"].value == "HOT"
+    assert skill.metadata["figure"].value < 0
+    assert any("skill_vs_persistence" in t and "HOT" in t for t in webhook.texts)
+
+
+def test_drift_from_an_unseen_season_warns_but_does_not_retrain(loop, bundled_clean):
+    """A champion trained on January–May serving early June: the season is new, so inputs
+    drift, but the forecasts are good and nothing is retrained."""
+    loop.champion(training_end="2013-06-01T00:00:00+00:00")
+    loop.serve(bundled_clean.clean, "2013-06-05", good)
+    _, checks = loop.monitor("2013-06-05")
+    assert checks["rmse_vs_holdout"].passed and checks["skill_vs_persistence"].passed
+    assert checks["input_domain"].passed
+    data = loop.tick()
+    assert not data.run_requests
+    if not checks["seasonal_drift"].passed:
+        assert "drift without decay" in data.skip_message
+
+
+def test_data_quality_checks_fail_on_a_missing_day_and_a_stuck_sensor(loop, bundled_clean):
+    clean = bundled_clean.clean.copy()
+    ewr, jfk = clean["station"] == "EWR", clean["station"] == "JFK"
+    hours = clean["time_utc"]
+    day = (hours >= pd.Timestamp("2013-07-10", tz="UTC")) & (
+        hours < pd.Timestamp("2013-07-11", tz="UTC")
+    )
+    clean.loc[ewr & day, ["temp_c", "humidity_pct"]] = np.nan
+    clean.loc[ewr & day, "observed"] = False
+    clean.loc[jfk & (hours >= pd.Timestamp("2013-07-01", tz="UTC")), "temp_c"] = 24.4
+    loop.ingest(clean)
+    _, checks = loop.monitor("2013-07-10")
+    assert not checks["day_complete"].passed
+    assert checks["day_complete"].metadata["station"].value == "EWR"
+    assert not checks["stuck_di_input"].passed
+    assert checks["stuck_di_input"].metadata["station"].value == "JFK"
+    assert checks["stuck_di_input"].metadata["figure"].value >= 24 * 9
+    assert not loop.tick().run_requests  # bad data is not a reason to retrain
+
+
+def test_failed_runs_and_promotions_are_notified(loop, webhook):
+    @dg.asset
+    def broken() -> None:
+        raise RuntimeError("object store unreachable")
+
+    result = dg.materialize([broken], instance=loop.instance, raise_on_error=False)
+    context = dg.build_run_status_sensor_context(
+        sensor_name="run_failure_notifier",
+        dagster_instance=loop.instance,
+        dagster_run=result.dagster_run,
+        dagster_event=result.get_run_failure_event(),
+        resources={"notifier": loop.notifier},
+    ).for_run_failure()
+    sensors.run_failure_notifier(context)
+    assert any("run_failure" in t and "object store unreachable" in t for t in webhook.texts)
+
+    loop.instance.report_runless_asset_event(
+        dg.AssetMaterialization(
+            "challenger_model",
+            metadata={
+                "version": "weather-predictor-002",
+                "promoted": True,
+                "decision": "beat persistence and the champion",
+                "challenger_rmse": 2.01,
+                "champion_rmse": 2.2,
+                "champion_now": "weather-predictor-002",
+            },
+        )
+    )
+    context = dg.build_sensor_context(
+        instance=loop.instance, resources={"notifier": loop.notifier}, definitions=defs
+    )
+    sensors.promotion_notifier.evaluate_tick(context)
+    assert any("weather-predictor-002 promoted" in t for t in webhook.texts)
+
+
+def test_weekly_evaluation_reads_four_weeks_of_the_latest_day():
+    context = dg.build_schedule_context(
+        scheduled_execution_time=datetime(2014, 1, 6, tzinfo=UTC),
+        repository_def=defs.get_repository_def(),
+    )
+    request = weekly_evaluation.evaluate_tick(context).run_requests[0]
+    assert request.partition_key == WEATHER_PARTITIONS.get_partition_keys()[-1]
+    config = request.run_config["ops"]["production_performance"]["config"]
+    assert config["window_days"] == 28
+
+
+def test_the_loop_is_in_the_definitions():
+    graph = defs.resolve_asset_graph()
+    keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
+    assert {
+        "prediction_log",
+        "production_performance",
+        "feature_drift",
+        "data_quality_report",
+    } <= keys
+    assert {f"{c.asset_key.to_user_string()}:{c.name}" for c in graph.asset_check_keys} >= {
+        "production_performance:rmse_vs_holdout",
+        "feature_drift:input_domain",
+        "data_quality_report:stuck_di_input",
+    }
+    names = {s.name: s for s in defs.sensors}
+    assert names["monitoring_retrain_sensor"].job_name == "retraining_job"
+    assert names["monitoring_retrain_sensor"].default_status == dg.DefaultSensorStatus.RUNNING
+    assert {"run_failure_notifier", "promotion_notifier"} <= set(names)
+    assert {"daily_monitoring", "weekly_evaluation"} <= {s.name for s in defs.schedules}
