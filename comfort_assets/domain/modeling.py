@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-import skops.io as sio
 import xgboost as xgb
 from sklearn.ensemble import RandomForestRegressor
 from sklearn.impute import SimpleImputer
@@ -122,6 +121,9 @@ class ForecastModel:
                 name = f"member-{i}.ubj"
                 files[name] = bytes(booster.save_raw(raw_format="ubj"))
             else:
+                # imported here: skops walks all of scikit-learn on import (~1.5 s of start-up)
+                import skops.io as sio
+
                 name = f"member-{i}.skops"
                 files[name] = sio.dumps(member)
             member_files.append(name)
@@ -146,6 +148,8 @@ class ForecastModel:
                 booster.load_model(bytearray(files[name]))
                 members.append(booster)
             else:
+                import skops.io as sio
+
                 trusted = sio.get_untrusted_types(data=files[name])
                 unexpected = [t for t in trusted if not t.startswith(("sklearn.", "numpy."))]
                 if unexpected:

@@ -9,13 +9,15 @@ is checked on load. Promotion and rollback only move the pointer.
 import hashlib
 import json
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
-from comfort_assets.domain.modeling import ForecastModel
 from comfort_assets.domain.promotion import next_version, version_name, version_number
 from comfort_assets.resources.object_store import ObjectExistsError, ObjectStore
+
+if TYPE_CHECKING:  # the import loads scikit-learn and XGBoost: only `load` needs it at run time
+    from comfort_assets.domain.modeling import ForecastModel
 
 CHAMPION_KEY = "champion.json"
 
@@ -62,7 +64,7 @@ class ModelRegistry(dg.ConfigurableResource):
             except ObjectExistsError:
                 candidate = version_name(version_number(candidate) + 1)
 
-    def register(self, model: ForecastModel, card: dict[str, Any]) -> str:
+    def register(self, model: "ForecastModel", card: dict[str, Any]) -> str:
         """Store a model under the next free version name; returns the name."""
         version = self._reserve()
         files = model.to_files()
@@ -90,8 +92,10 @@ class ModelRegistry(dg.ConfigurableResource):
             raise ModelNotFoundError(f"no registered model {version!r}")
         return json.loads(self.store.get_bytes(key))
 
-    def load(self, version: str) -> tuple[ForecastModel, dict[str, Any]]:
+    def load(self, version: str) -> tuple["ForecastModel", dict[str, Any]]:
         """The model and its card; refuses files whose sha256 does not match the card."""
+        from comfort_assets.domain.modeling import ForecastModel
+
         card = self.card(version)
         files = {}
         for name, expected in card["sha256"].items():
