@@ -30,6 +30,14 @@ def main() -> None:
         graph_seconds = time.perf_counter() - started
         if completed.returncode != 0:
             sys.exit(f"comfort run failed:\n{completed.stdout[-2000:]}\n{completed.stderr[-2000:]}")
+        started = time.perf_counter()
+        subprocess.run(
+            [sys.executable, "-m", "comfort_assets.cli", "models"],
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        models_seconds = time.perf_counter() - started
         os.environ["DAGSTER_HOME"] = env["DAGSTER_HOME"]
         import dagster as dg
 
@@ -51,12 +59,15 @@ def main() -> None:
         print(f"{step:28}{seconds:>9.2f}")
     print(f"{'(sum of steps)':28}{sum(steps.values()):>9.2f}")
     print(f"{'run (Dagster)':28}{run_seconds:>9.2f}")
-    print(f"{'command (a) after install':28}{graph_seconds:>9.2f}   budget 90 s")
+    print(f"{'start-up and exit (outside)':28}{graph_seconds - run_seconds:>9.2f}")
+    print(f"{'command (a) after install':28}{graph_seconds:>9.2f}   target 40 s on 2 cores")
+    print(f"{'comfort models':28}{models_seconds:>9.2f}   target 2 s")
     print(
         json.dumps(
             {
                 "graph_seconds": round(graph_seconds, 2),
                 "run_seconds": round(run_seconds, 2),
+                "comfort_models_seconds": round(models_seconds, 2),
                 "steps_seconds": {k: round(v, 2) for k, v in steps.items()},
                 "cpu_count": os.cpu_count(),
             }

@@ -6,9 +6,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import dagster as dg
 import numpy as np
 import pytest
 
+from comfort_assets.defs.ingestion.assets import WEATHER_PARTITIONS
 from comfort_assets.domain.features import build_features, feature_names
 from comfort_assets.domain.modeling import TrainingData, fit_model
 from comfort_assets.domain.splits import SplitWindows, chronological_split
@@ -54,6 +56,8 @@ def pipeline_home(tmp_path_factory) -> tuple[Path, dict[str, str]]:
         timeout=600,
     )
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    # what the user saw, for the tests of the CLI's output
+    (home / "comfort-run.out").write_text(completed.stdout)
     return home, env
 
 
@@ -97,6 +101,33 @@ def test_readme_command_a_materializes_everything_and_promotes_a_champion(pipeli
     assert listed[0]["version"] == champion and listed[0]["champion"]
 
 
+def _instance(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dg.DagsterInstance:
+    monkeypatch.setenv("DAGSTER_HOME", env["DAGSTER_HOME"])
+    return dg.DagsterInstance.get()
+
+
+@pytest.mark.slow
+def test_comfort_run_is_a_tagged_pipeline_job_run_that_reads_in_a_screen(
+    pipeline_home, monkeypatch
+):
+    home, env = pipeline_home
+    with _instance(env, monkeypatch) as instance:
+        runs = instance.get_runs(dg.RunsFilter(tags={"comfort/command": "run"}))
+    (run,) = runs
+    assert run.job_name == "pipeline_job" and run.status == dg.DagsterRunStatus.SUCCESS
+    assert run.tags["comfort/user"]
+    keys = WEATHER_PARTITIONS.get_partition_keys()
+    assert run.tags["dagster/asset_partition_range_start"] == keys[0] == "2013-01-01"
+    assert run.tags["dagster/asset_partition_range_end"] == keys[-1]
+    out = (home / "comfort-run.out").read_text().splitlines()
+    assert len(out) <= 30, "\n".join(out)
+    assert any(line.strip().startswith("✓ candidate_models") for line in out)
+    assert any(line.startswith("champion weather-predictor-001: holdout RMSE") for line in out)
+    assert any(line.startswith("promoted weather-predictor-001") for line in out)
+    (log,) = (home / "logs").glob(f"*{run.run_id[:8]}.log")
+    assert "STEP_SUCCESS" in log.read_text()
+
+
 @pytest.mark.slow
 def test_wandb_offline_runs_hold_the_metrics(pipeline_home):
     home, _ = pipeline_home
@@ -118,7 +149,9 @@ def test_wandb_offline_runs_hold_the_metrics(pipeline_home):
 
 
 @pytest.mark.slow
-def test_retraining_with_the_same_seed_reproduces_metrics_and_keeps_the_champion(pipeline_home):
+def test_retraining_with_the_same_seed_reproduces_metrics_and_keeps_the_champion(
+    pipeline_home, monkeypatch
+):
     home, env = pipeline_home
     completed = _comfort(
         env, "train", "--random-state", "0", "--random-state", "1", "--random-state", "2"
@@ -130,8 +163,31 @@ def test_retraining_with_the_same_seed_reproduces_metrics_and_keeps_the_champion
     first, second = (registry.card(v)["metrics"] for v in registry.versions())
     assert second["holdout_rmse"] == pytest.approx(first["holdout_rmse"], rel=1e-9)
     assert registry.champion() == "weather-predictor-001"
-    # rollback and promote by hand
-    assert _comfort(env, "promote", "weather-predictor-002").returncode == 0
+    with _instance(env, monkeypatch) as instance:
+        (run,) = instance.get_runs(dg.RunsFilter(tags={"comfort/command": "train"}))
+        assert run.job_name == "experiment_job" and run.status == dg.DagsterRunStatus.SUCCESS
+        assert run.tags["comfort/random_state"] == "0,1,2"
+        assert run.tags["comfort/families"] == "ridge,random_forest,xgboost"
+    # promote and roll back by hand: recorded on `champion_model`, the Bento follows
+    promoted = _comfort(env, "promote", "weather-predictor-002")
+    assert promoted.returncode == 0, promoted.stdout[-2000:] + promoted.stderr[-2000:]
+    assert "bento comfort_forecast:weather-predictor-002 built" in promoted.stdout
     assert registry.champion() == "weather-predictor-002"
+    with _instance(env, monkeypatch) as instance:
+        event = instance.get_latest_materialization_event(dg.AssetKey("champion_model"))
+        metadata = {k: v.value for k, v in event.asset_materialization.metadata.items()}
+        assert event.run_id == ""  # reported, not materialized by a run
+        assert metadata["champion_before"] == "weather-predictor-001"
+        assert metadata["champion_now"] == "weather-predictor-002"
+        assert metadata["requested_by"]
+        (bento_run,) = instance.get_runs(dg.RunsFilter(tags={"comfort/command": "promote"}))
+        assert bento_run.job_name == "bento_job"
+        assert bento_run.status == dg.DagsterRunStatus.SUCCESS
     assert _comfort(env, "rollback").returncode == 0
     assert registry.champion() == "weather-predictor-001"
+    with _instance(env, monkeypatch) as instance:
+        event = instance.get_latest_materialization_event(dg.AssetKey("champion_model"))
+        assert event.asset_materialization.metadata["champion_now"].value == (
+            "weather-predictor-001"
+        )
+        assert "rollback" in event.asset_materialization.metadata["reason"].value
