@@ -352,4 +352,9 @@ def test_the_loop_is_in_the_definitions():
     assert names["monitoring_retrain_sensor"].job_name == "retraining_job"
     assert names["monitoring_retrain_sensor"].default_status == dg.DefaultSensorStatus.RUNNING
     assert {"run_failure_notifier", "promotion_notifier"} <= set(names)
-    assert {"daily_monitoring", "weekly_evaluation"} <= {s.name for s in defs.schedules}
+    assert {"daily_monitoring", "weekly_evaluation", "daily_self_test"} <= {
+        s.name for s in defs.schedules
+    }
+    assert {"monitoring_job", "weekly_evaluation_job", "self_test_job"} <= {
+        j.name for j in defs.jobs
+    }
