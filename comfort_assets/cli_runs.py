@@ -17,11 +17,11 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import dagster as dg
 from rich.console import Console
@@ -43,7 +43,7 @@ class RunDisplay:
             SpinnerColumn(),
             TextColumn("{task.description}"),
             BarColumn(),
-            TextColumn("{task.completed}/{task.total}"),
+            TextColumn("{task.fields[count]}"),
             TimeElapsedColumn(),
             TextColumn("{task.fields[note]}"),
             console=console,
@@ -51,8 +51,15 @@ class RunDisplay:
         )
         self.running: dict[str, tuple[float, Any]] = {}
 
+    def __enter__(self) -> RunDisplay:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
     def step_started(self, step: str, at: float) -> None:
-        self.running[step] = (at, self.progress.add_task(step, total=None, note=""))
+        self.running[step] = (at, self.progress.add_task(step, total=None, count="", note=""))
 
     def step_finished(self, step: str, at: float, status: str, detail: str = "") -> None:
         started, task = self.running.pop(step, (at, None))
@@ -69,11 +76,15 @@ class RichProgressTask(ProgressTask):
     def __init__(self, description: str, total: int, display: RunDisplay) -> None:
         super().__init__(description, total)
         self.display = display
-        self.task_id = display.progress.add_task(description, total=total, note="")
+        self.task_id = display.progress.add_task(
+            description, total=total, count=f"0/{total}", note=""
+        )
 
     def advance(self, note: str = "") -> None:
         super().advance(note)
-        self.display.progress.update(self.task_id, advance=1, note=note)
+        self.display.progress.update(
+            self.task_id, advance=1, count=f"{self.done}/{self.total}", note=note
+        )
 
 
 class RichProgressReporter(ProgressReporter):
@@ -114,7 +125,9 @@ class _StepLines(logging.Handler):
             self.display.step_finished(event.step_key, record.created, "skipped")
 
 
-def _console_logger(log_file: Path, display: RunDisplay, verbose: bool) -> dg.LoggerDefinition:
+def _console_logger(
+    log_file: Path, display: RunDisplay, verbose: TextIO | None
+) -> dg.LoggerDefinition:
     @dg.logger(
         config_schema={
             "log_level": dg.Field(str, is_required=False, default_value="DEBUG"),
@@ -128,13 +141,28 @@ def _console_logger(log_file: Path, display: RunDisplay, verbose: bool) -> dg.Lo
         to_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(message)s"))
         logger.addHandler(to_file)
         logger.addHandler(_StepLines(display))
-        if verbose:
-            to_terminal = logging.StreamHandler(sys.stderr)
+        if verbose is not None:
+            to_terminal = logging.StreamHandler(verbose)
             to_terminal.setFormatter(logging.Formatter("%(levelname)-7s %(message)s"))
             logger.addHandler(to_terminal)
         return logger
 
     return console
+
+
+@contextmanager
+def _terminal(stream: TextIO) -> Iterator[TextIO]:
+    """``stream`` as it is before the run: during a run Dagster points the process's stdout and
+    stderr at its compute-log files and echoes them back through ``tail``, which would hide
+    the terminal from rich (no live bars) and can drop the last lines written."""
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError, ValueError):  # pytest's capture, a StringIO
+        yield stream
+        return
+    stream.flush()
+    with os.fdopen(os.dup(fd), "w", buffering=1, encoding="utf-8", errors="replace") as copy:
+        yield copy
 
 
 def instance_home() -> Path:
@@ -220,7 +248,6 @@ def launch(
     *,
     partition_key: str | None = None,
     verbose: bool = False,
-    console: Console | None = None,
 ) -> Outcome:
     """Runs ``job_name`` in process on the instance. A partitioned job without a
     ``partition_key`` covers every partition as one single-run backfill."""
@@ -237,16 +264,17 @@ def launch(
     logs.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     log_file = logs / f"{stamp}-{job_name}-{run_id[:8]}.log"
-    display = RunDisplay(console or Console())
-    display.console.print(f"comfort: {job_name} on {instance_home()}", highlight=False)
     config = {**(run_config or {}), "loggers": {"console": {"config": {"log_level": "DEBUG"}}}}
     started = time.perf_counter()
-    _display = display
     try:
-        with display.progress, instance() as dagster_instance:
-            result = job.with_logger_defs(
-                {"console": _console_logger(log_file, display, verbose)}
-            ).execute_in_process(
+        with ExitStack() as stack:
+            display = RunDisplay(Console(file=stack.enter_context(_terminal(sys.stdout))))
+            display.console.print(f"comfort: {job_name} on {instance_home()}", highlight=False)
+            terminal_err = stack.enter_context(_terminal(sys.stderr)) if verbose else None
+            logger = _console_logger(log_file, display, terminal_err)
+            dagster_instance = stack.enter_context(instance())
+            _display = stack.enter_context(display)
+            result = job.with_logger_defs({"console": logger}).execute_in_process(
                 run_config=config,
                 instance=dagster_instance,
                 partition_key=partition_key,
