@@ -194,18 +194,15 @@ def _champion_line() -> str:
 
 
 def _change_line(outcome: Outcome) -> str | None:
-    """What the evaluation did, from the challenger's metadata (older graphs recorded it on
-    `champion_model` as ``challenger_version``)."""
-    metadata = outcome.materialization("challenger_model") or outcome.materialization(
-        "champion_model"
-    )
+    """What the evaluation did, from `challenger_model`'s metadata (None: not in this run)."""
+    metadata = outcome.materialization("challenger_model")
     if not metadata or "promoted" not in metadata:
         return None
-    version = metadata.get("version") or metadata.get("challenger_version") or "the challenger"
-    reason = metadata.get("decision") or ""
+    version = metadata.get("version", "the challenger")
+    reason = metadata.get("decision", "")
     if metadata["promoted"]:
         return f"promoted {version}: {reason}"
-    champion = metadata.get("champion_now") or metadata.get("champion_before") or "the champion"
+    champion = metadata.get("champion_now", "the champion")
     return f"challenger {version} registered, champion {champion} stands: {reason}"
 
 
@@ -284,6 +281,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as err:
         print(f"comfort: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("comfort: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":
