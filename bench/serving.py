@@ -3,19 +3,22 @@
     .venv/bin/python bench/serving.py [--home .comfort] [--duration 4] [--repeats 3]
 
 Serves the champion under ``--home`` (README command (a) puts one in ``.comfort``; if there
-is none, `comfort run` makes one in a temporary home first, ~40 s) from five servers, each
-one worker with its own prediction store:
+is none, `comfort run` makes one in a temporary home first, ~40 s) from seven servers, each
+with its own prediction store:
 
-- ``bento`` / ``bento-nolog``: `bentoml serve` with adaptive batching, logging on / off;
-- ``fastapi`` / ``fastapi-nolog``: FastAPI + uvicorn, the same validation, feature builder,
-  model and group-commit logging, one request at a time;
+- ``bento`` / ``bento-nolog``: `bentoml serve`, one worker, natural batching, logging on / off;
+- ``bento-2w``: the same with two worker processes (logging on, one shared SQLite file);
+- ``noop``: the floor, a BentoML handler that parses the body and answers a constant
+  (`bench/noop_service.py`, the same service settings);
+- ``fastapi`` / ``fastapi-nolog``: FastAPI + uvicorn (`bench/serving_twins.py`), the same
+  validation, feature builder, model and group-commit logging, one request at a time;
 - ``naive``: the same FastAPI app building each request's features with pandas.
 
-`wrk` (Debian package `wrk`) drives them in a second process at concurrency 1, 8 and 32;
-every point is repeated ``--repeats`` times with the servers interleaved, and the figures
-are medians (this machine is noisy). Non-2xx answers and socket errors are counted (wrk
-counts a 503 as a served request). Also prints the in-process cost per request. The last
-line is one JSON object.
+`wrk` (Debian package: ``apt-get install -y wrk``) drives them in a second process at
+concurrency 1, 8 and 32; every point is repeated ``--repeats`` times with the servers
+interleaved, and the figures are medians (this machine is shared and noisy). Non-2xx
+answers and socket errors are counted (wrk counts a 503 as a served request). Also prints
+the in-process cost per request. The last line is one JSON object.
 """
 
 from __future__ import annotations
@@ -41,18 +44,21 @@ import httpx
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
+BENCH = ROOT / "bench"
 sys.path.insert(0, str(ROOT))
+
+from serving_twins import pandas_features  # noqa: E402  (bench/ is the script's directory)
 
 from comfort_assets.domain.cleaning import clean_observations  # noqa: E402
 from comfort_assets.resources.object_store import LocalObjectStore  # noqa: E402
 from comfort_assets.resources.prediction_store import PredictionStore  # noqa: E402
 from comfort_assets.resources.registry import ModelRegistry  # noqa: E402
 from comfort_assets.resources.weather import BundledWeatherSource  # noqa: E402
-from comfort_assets.serving.app_fastapi import PredictBody, pandas_features  # noqa: E402
 from comfort_assets.serving.core import Forecaster, request_payload  # noqa: E402
+from comfort_assets.serving.schemas import PredictBody  # noqa: E402
 
 CONCURRENCY = (1, 8, 32)
-SERVERS = ("bento", "bento-nolog", "fastapi", "fastapi-nolog", "naive")
+SERVERS = ("bento", "bento-nolog", "bento-2w", "noop", "fastapi", "fastapi-nolog", "naive")
 LUA = """
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
@@ -93,16 +99,21 @@ def request_bodies(n: int = 24) -> list[dict[str, Any]]:
 
 
 def command(kind: str, port: int) -> list[str]:
-    if kind.startswith("bento"):
+    if kind.startswith("bento") or kind == "noop":
+        target = (
+            ("noop_service:NoopForecast", "--working-dir", str(BENCH))
+            if kind == "noop"
+            else ("comfort_assets.serving.service:ComfortForecast",)
+        )
         return [
             sys.executable,
-            *("-m", "bentoml", "serve", "comfort_assets.serving.service:ComfortForecast"),
+            *("-m", "bentoml", "serve", *target),
             *("--host", "127.0.0.1", "--port", str(port)),
         ]
     factory = "naive_app" if kind == "naive" else "fast_app"
     return [
         sys.executable,
-        *("-m", "uvicorn", "--factory", f"comfort_assets.serving.app_fastapi:{factory}"),
+        *("-m", "uvicorn", "--app-dir", str(BENCH), "--factory", f"serving_twins:{factory}"),
         *("--host", "127.0.0.1", "--port", str(port), "--workers", "1"),
         *("--no-access-log", "--log-level", "warning", "--loop", "uvloop", "--http", "httptools"),
     ]
@@ -121,6 +132,7 @@ def server(kind: str, port: int, store: Path, work: Path) -> Iterator[str]:
         "BENTOML_DO_NOT_TRACK": "True",
         "PYTHONPATH": str(ROOT),
         "COMFORT_LOG_PREDICTIONS": "0" if kind.endswith("nolog") else "1",
+        "COMFORT_SERVING_WORKERS": "2" if kind == "bento-2w" else "1",
     }
     log = (work / f"{kind}.log").open("wb")
     process = subprocess.Popen(
@@ -266,7 +278,7 @@ def main() -> None:
             for i, kind in enumerate(SERVERS)
         }
         wait_ready(urls, bodies[0])
-        for url in urls.values():  # warm up (and let the batching optimizer learn)
+        for url in urls.values():  # warm up
             run_wrk(url, lua, 32, 2)
         results: dict[str, dict[int, list[dict[str, float]]]] = {
             kind: {c: [] for c in CONCURRENCY} for kind in SERVERS
@@ -285,7 +297,7 @@ def main() -> None:
                     )
         rows = {
             kind: PredictionStore(url=f"sqlite:///{work / kind / 'predictions.db'}").count()
-            for kind in ("bento", "fastapi", "naive")
+            for kind in ("bento", "bento-2w", "fastapi", "naive")
         }
 
     print("\nin-process cost per request (ms):")
@@ -311,10 +323,14 @@ def main() -> None:
         summary[f"c{c}_fastapi_logging_overhead"] = (
             1 - figures[f"fastapi_c{c}"]["rps"] / figures[f"fastapi-nolog_c{c}"]["rps"]
         )
+        summary[f"c{c}_floor_ratio"] = bento / figures[f"noop_c{c}"]["rps"]
+        summary[f"c{c}_two_worker_rps"] = figures[f"bento-2w_c{c}"]["rps"]
         print(
             f"  c{c:<3} Bento/FastAPI {summary[f'c{c}_throughput_ratio']:.2f}  "
             f"Bento/naive {summary[f'c{c}_vs_naive_ratio']:.2f}  "
-            f"logging costs the Bento {summary[f'c{c}_logging_overhead']:+.1%}"
+            f"Bento/no-op floor {summary[f'c{c}_floor_ratio']:.2f}  "
+            f"logging costs the Bento {summary[f'c{c}_logging_overhead']:+.1%}  "
+            f"2 workers {summary[f'c{c}_two_worker_rps']:.0f} req/s"
         )
     summary["logging_overhead"] = summary["c32_logging_overhead"]
     summary["c32_p99_over_p50"] = summary["c32_p99_ms"] / summary["c32_p50_ms"]

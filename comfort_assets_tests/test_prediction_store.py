@@ -169,3 +169,19 @@ def test_an_unreachable_store_fails_ping_and_the_writer_reports_it():
         assert writer.last_error is not None
     finally:
         writer.close()
+
+
+def test_the_store_url_is_honoured_in_every_environment(monkeypatch, tmp_path):
+    from comfort_assets.deployment import prediction_store
+
+    monkeypatch.setenv("COMFORT_HOME", str(tmp_path))
+    monkeypatch.setenv("COMFORT_ENV", "local")
+    monkeypatch.delenv("COMFORT_PREDICTION_DB_URL", raising=False)
+    assert prediction_store(resolve_env=True).url == f"sqlite:///{tmp_path / 'predictions.db'}"
+    monkeypatch.setenv("COMFORT_PREDICTION_DB_URL", POSTGRES_URL)
+    assert prediction_store(resolve_env=True).url == POSTGRES_URL
+    monkeypatch.setenv("COMFORT_ENV", "production")
+    assert prediction_store(resolve_env=True).url == POSTGRES_URL
+    monkeypatch.delenv("COMFORT_PREDICTION_DB_URL")
+    with pytest.raises(ValueError, match="COMFORT_PREDICTION_DB_URL"):
+        prediction_store(resolve_env=True)

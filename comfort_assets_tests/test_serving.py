@@ -288,6 +288,18 @@ def test_model_info_and_health_endpoints(client, serving_home):
     )
 
 
+def test_the_openapi_document_states_the_contract(client):
+    document = client.get("/docs.json").json()
+    schemas = document["components"]["schemas"]
+    request = schemas["ForecastRequest"]["properties"]
+    assert request["station"]["enum"] == ["EWR", "JFK", "LGA"]
+    assert request["horizon_h"]["anyOf"][0]["enum"] == [3]
+    temp = schemas["Observations"]["properties"]["temp_c"]
+    assert temp["minItems"] == temp["maxItems"] == WINDOW_HOURS
+    assert (temp["items"]["minimum"], temp["items"]["maximum"]) == (-60, 60)
+    assert "at least one of the two" in document["paths"]["/feedback"]["post"]["description"]
+
+
 def test_unknown_paths_do_not_grow_the_metrics(client):
     client.get("/no-such-path-warmup")
     before = client.get("/metrics").text

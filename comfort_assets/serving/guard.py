@@ -6,8 +6,9 @@ found, without touching its internals:
 - `Guard` (ASGI middleware): bodies over `MAX_BODY_BYTES` are a 413 before they are read
   into memory, a POST whose Content-Type is not JSON is a 415 (a multipart body without a
   boundary was a 500), `/readyz` says why the service cannot answer (503 with the reasons),
-  and `/metrics` serves request counts and latencies labelled by a fixed set of routes
-  (BentoML's own labels grow with every distinct unknown path).
+  `/metrics` serves request counts and latencies labelled by a fixed set of routes
+  (BentoML's own labels grow with every distinct unknown path), and `/docs.json` lists the
+  loaded champion's stations and horizon.
 - `ClientErrorsAsInfo` (logging filter): BentoML logs every rejected request at ERROR with a
   traceback and the input; a 4xx becomes one INFO line with the field and a short reason.
 - `die_with_parent`: a worker whose `bentoml serve` parent is killed shuts down (drains)
@@ -129,8 +130,31 @@ class Guard:
             await _answer(send, 200, text, self._metrics.client.CONTENT_TYPE_LATEST)
         elif path in API_ROUTES and method == "POST":
             await self._api(scope, receive, send)
+        elif path == "/docs.json" and method == "GET":
+            await self._openapi(scope, receive, send)
         else:
             await self.app(scope, receive, send)
+
+    async def _openapi(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """BentoML's document, with the loaded champion's stations and horizon in it."""
+        from comfort_assets.serving.schemas import document_contract
+
+        status, chunks = 500, []
+
+        async def keep(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            else:
+                chunks.append(message.get("body", b""))
+
+        await self.app(scope, receive, keep)
+        body = b"".join(chunks)
+        if status == 200:
+            body = json.dumps(document_contract(json.loads(body))).encode()
+            await _answer(send, 200, body, "application/json")
+        else:
+            await _answer(send, status, body, "application/json")
 
     async def _api(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = dict(scope["headers"])

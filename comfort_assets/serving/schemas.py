@@ -72,6 +72,22 @@ def set_contract(contract: ServingContract) -> None:
     _contract = contract
 
 
+def document_contract(spec: dict[str, Any]) -> dict[str, Any]:
+    """The OpenAPI document with what the loaded champion accepts: its stations as an enum
+    and its horizon (both change with the champion, so they are filled in when served)."""
+    request = spec.get("components", {}).get("schemas", {}).get("ForecastRequest")
+    if _contract is None or request is None:
+        return spec
+    properties = request["properties"]
+    properties["station"]["enum"] = sorted(_contract.stations)
+    properties["horizon_h"] = {
+        "anyOf": [{"type": "integer", "enum": [_contract.horizon_h]}, {"type": "null"}],
+        "default": None,
+        "description": f"{_contract.horizon_h} (the champion's horizon) if given",
+    }
+    return spec
+
+
 def _check_window(values: list[float | None], name: str) -> list[float | None]:
     """One observed variable: exactly WINDOW_HOURS hourly values, complete if required,
     inside the physical range."""

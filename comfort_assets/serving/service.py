@@ -102,7 +102,9 @@ class ComfortForecast:
 
     @bentoml.api
     async def feedback(self, body: FeedbackBody, /) -> FeedbackAck:
-        """Attach the observed DI and/or a comfort rating to a prediction (idempotent)."""
+        """Attach feedback to a prediction: the observed DI at valid_at (`actual_di`) and/or
+        a felt-comfort `rating`, at least one of the two. Idempotent: the same feedback twice
+        leaves the same row, a later value replaces an earlier one. 404 for an unknown id."""
         store = self.forecaster.store
         row = await asyncio.to_thread(
             store.record_feedback, body.prediction_id, body.actual_di, body.rating
