@@ -3,7 +3,8 @@
     .venv/bin/python bench/pipeline.py
 
 Runs the command in a subprocess (so imports and instance start-up count), then reads the
-per-step times from the run's Dagster event log. The last line is JSON.
+per-step times from the run's Dagster event log, and times `comfort models` on the result
+(it must not import Dagster or scikit-learn). The last line is JSON.
 """
 
 from __future__ import annotations
