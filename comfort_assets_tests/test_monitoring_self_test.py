@@ -7,6 +7,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
+from comfort_assets.defs.monitoring import sensors
 from comfort_assets.defs.monitoring.self_test import self_test_job
 from comfort_assets.domain.features import build_features, feature_names
 from comfort_assets.domain.modeling import TrainingData, fit_model
@@ -84,8 +85,20 @@ def test_a_tampered_champion_fails_the_self_test_at_its_step(tmp_path, small_mod
             if not k.endswith(("card.json", "RESERVED"))
         )
         store.put_bytes(model_file, store.get_bytes(model_file) + b"tampered")
-        result = self_test_job.execute_in_process(resources=resources, raise_on_error=False)
-    assert not result.success
+        with dg.instance_for_test() as instance:
+            result = self_test_job.execute_in_process(
+                resources=resources, instance=instance, raise_on_error=False
+            )
+            assert not result.success
+            # the run-failure sensor does not repeat an alert the failed step already sent
+            context = dg.build_run_status_sensor_context(
+                sensor_name="run_failure_notifier",
+                dagster_instance=instance,
+                dagster_run=result.dagster_run,
+                dagster_event=result.get_run_failure_event(),
+                resources={"notifier": resources["notifier"]},
+            ).for_run_failure()
+            sensors.run_failure_notifier(context)
     (text,) = server.texts
     assert "self-test failed at champion_integrity" in text and "sha256" in text
     assert version in text

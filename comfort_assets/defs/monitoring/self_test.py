@@ -135,7 +135,11 @@ def self_test(
             )
             raise dg.Failure(
                 description=f"self-test failed at {name}: {message}",
-                metadata={"failed_step": name, "passed_steps": ", ".join(results)},
+                metadata={
+                    "failed_step": name,
+                    "passed_steps": ", ".join(results),
+                    "notified": True,
+                },
             ) from error
         context.log.info(f"self-test {name}: {results[name]}")
     context.add_output_metadata({name: dg.MetadataValue.text(v) for name, v in results.items()})

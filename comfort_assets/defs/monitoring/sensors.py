@@ -199,13 +199,17 @@ def promotion_notifier(
 
 @dg.run_failure_sensor(
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Sends every failed run of this code location to the notifier.",
+    description="Sends every failed run of this code location to the notifier (except a step "
+    "that already sent its own alert, such as a failed self-test step).",
 )
 def run_failure_notifier(context: dg.RunFailureSensorContext, notifier: Notifier):
     run = context.dagster_run
+    failures = context.get_step_failure_events()
+    if failures and all(_already_notified(event) for event in failures):
+        return
     errors = [
         f"{event.step_key}: {_root_cause(event.event_specific_data.error)}"
-        for event in context.get_step_failure_events()
+        for event in failures
         if event.event_specific_data and event.event_specific_data.error
     ]
     message = "; ".join(errors) or (context.failure_event.message or "")
@@ -220,6 +224,13 @@ def run_failure_notifier(context: dg.RunFailureSensorContext, notifier: Notifier
             },
         )
     )
+
+
+def _already_notified(event: dg.DagsterEvent) -> bool:
+    """A step that raised `dg.Failure` with ``notified`` metadata sent its own alert."""
+    data = event.event_specific_data
+    user = getattr(data, "user_failure_data", None)
+    return bool(user and user.metadata.get("notified") and user.metadata["notified"].value)
 
 
 def _root_cause(error) -> str:
