@@ -207,10 +207,11 @@ def test_a_failed_run_is_recorded_under_its_job_and_reported_by_step(tmp_path, m
     monkeypatch.setenv("COMFORT_HOME", str(tmp_path))
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
     tags = {"comfort/command": "test", "comfort/user": "tester"}
-    outcome = launch(defs, "ingestion_job", tags, partition_key="2013-07-01")
+    outcome = launch(defs, "ingestion_job", tags, partition_key="2013-07-01", verbose=True)
     assert not outcome.success
-    step_lines = capsys.readouterr().out
-    assert "✓ raw_weather" in step_lines and "✗ chronological_splits" in step_lines
+    captured = capsys.readouterr()
+    assert "✓ raw_weather" in captured.out and "✗ chronological_splits" in captured.out
+    assert "RUN_START" not in captured.out and "RUN_START" in captured.err  # --verbose
 
     assert cli._report_failure(outcome) == 1
     err = capsys.readouterr().err.splitlines()
