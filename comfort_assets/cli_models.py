@@ -18,7 +18,7 @@ from comfort_assets.domain.promotion import version_number
 
 MODELS_PREFIX = "models"
 CHAMPION_FILE = "champion.json"
-REASON_WIDTH = 48
+REASON_WIDTH = 80
 
 
 class ReadableStore(Protocol):
