@@ -21,7 +21,11 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
-SCREENSHOT = ROOT / "docs" / "screenshots" / "forecast_page.png"
+#: test artefacts go under the ignored `.test-artifacts/`; COMFORT_UPDATE_SCREENSHOTS=1 refreshes
+#: the copy the README shows
+ARTIFACTS = ROOT / ".test-artifacts"
+README_SCREENSHOT = ROOT / "docs" / "screenshots" / "forecast_page.png"
+SCREENSHOT = ARTIFACTS / "forecast_page.png"
 CHROMIUM_FLAGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -113,3 +117,5 @@ def test_the_page_forecasts_in_a_real_browser(page_url):
     (feedback,) = fake.bodies("/feedback")
     assert feedback == {"prediction_id": next(iter(fake.predictions)), "rating": 4}
     assert SCREENSHOT.stat().st_size > 20_000
+    if os.environ.get("COMFORT_UPDATE_SCREENSHOTS") == "1":
+        README_SCREENSHOT.write_bytes(SCREENSHOT.read_bytes())
