@@ -61,15 +61,13 @@ class RunDisplay:
     def step_started(self, step: str, at: float) -> None:
         self.running[step] = (at, self.progress.add_task(step, total=None, count="", note=""))
 
-    def step_finished(self, step: str, at: float, status: str, detail: str = "") -> None:
+    def step_finished(self, step: str, at: float, status: str) -> None:
         started, task = self.running.pop(step, (at, None))
         if task is not None:
             self.progress.remove_task(task)
         mark = {"ok": "[green]✓[/]", "failed": "[red]✗[/]", "skipped": "[yellow]-[/]"}[status]
-        suffix = f"  {detail}" if detail else ""
-        self.console.print(
-            f"  {mark} {step:24} {at - started:6.1f} s{suffix}", highlight=False, markup=True
-        )
+        took = "skipped" if status == "skipped" else f"{at - started:6.1f} s"
+        self.console.print(f"  {mark} {step:24} {took:>8}", highlight=False)
 
 
 class RichProgressTask(ProgressTask):
