@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -414,6 +415,7 @@ def score_arms(
     predictions: pd.DataFrame,
     clean: pd.DataFrame,
     static_model: Any,
+    trained: pd.Timestamp,
     options: Options,
     progress: Any = None,
 ) -> tuple[pd.DataFrame, list[pd.Timestamp]]:
@@ -432,7 +434,7 @@ def score_arms(
     rows["static"] = static_model.predict_di(matrix, now)
     rows["persistence"] = now
     rows["monthly"] = rows["static"]
-    days = month_starts(rows["valid_at"].min(), rows["valid_at"].max())
+    days = month_starts(trained, rows["time_utc"].min(), rows["valid_at"].max())
     for i, day in enumerate(days):
         if progress:
             progress(f"monthly arm: retrain {i + 1}/{len(days)} at {day:%Y-%m-%d}")
@@ -534,6 +536,9 @@ def write_report(
 def run(options: Options) -> dict[str, Any]:
     started = time.perf_counter()
     home = _environment(options)
+    # one run holds the daily raw partition and the unpartitioned clean table: Dagster warns
+    # that their backfill policies differ, which is expected here
+    warnings.filterwarnings("ignore", message=".*varying BackfillPolicies.*")
     import httpx
 
     from comfort_assets.domain import monitoring as mon
@@ -601,7 +606,7 @@ def run(options: Options) -> dict[str, Any]:
     predictions = read_valid_between(pipeline.resources["prediction_store"], start, span_end)
     joined = mon.join_actuals(predictions, clean)
     static_model = pipeline.registry.load(first_version)[0]
-    scored, monthly_days = score_arms(predictions, clean, static_model, options, say)
+    scored, monthly_days = score_arms(predictions, clean, static_model, train_end, options, say)
     figures = arm_rmse(scored)
     retrains = [e for e in replay.events if e.version]
     table = weekly_table(scored, [pd.Timestamp(e.day) for e in retrains], monthly_days)

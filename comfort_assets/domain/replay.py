@@ -47,11 +47,20 @@ def utc_day(value: object) -> pd.Timestamp:
     return stamp.floor("D")
 
 
-def month_starts(first: pd.Timestamp, last: pd.Timestamp) -> list[pd.Timestamp]:
-    """The first day of each month in (first, last]: when the monthly arm retrains."""
-    first, last = utc_day(first), utc_day(last)
-    starts = pd.date_range(first + pd.offsets.MonthBegin(1), last, freq="MS")
-    return list(starts)
+def month_starts(
+    trained: pd.Timestamp, first: pd.Timestamp, last: pd.Timestamp
+) -> list[pd.Timestamp]:
+    """When the monthly arm retrains: the first day of each month after the first training
+    (``trained``) up to ``last``, leaving out those replaced by a later one before ``first``
+    (the first scored hour) since none of their forecasts would be scored."""
+    starts = list(
+        pd.date_range(utc_day(trained) + pd.offsets.MonthBegin(1), utc_day(last), freq="MS")
+    )
+    return [
+        s
+        for s, after in zip(starts, [*starts[1:], None], strict=True)
+        if after is None or after > first
+    ]
 
 
 def simulated_cursor(
