@@ -84,10 +84,14 @@ def parser() -> argparse.ArgumentParser:
     )
 
     commands.add_parser(
-        "run", parents=[runs], help="materialize the whole asset graph (all partitions)"
+        "run",
+        parents=[runs],
+        help="pipeline_job: every day of weather in, a champion and its Bento out",
     )
     train = commands.add_parser(
-        "train", parents=[runs], help="train candidates with given seeds, then evaluate"
+        "train",
+        parents=[runs],
+        help="experiment_job: candidates with the given seeds, then evaluation",
     )
     train.add_argument(
         "--random-state",
@@ -104,7 +108,9 @@ def parser() -> argparse.ArgumentParser:
         metavar="FAMILY",
         help="%(choices)s (repeat for several; default: every family)",
     )
-    tune = commands.add_parser("tune", parents=[runs], help="hyper-parameter search, then evaluate")
+    tune = commands.add_parser(
+        "tune", parents=[runs], help="tuning_job: a hyper-parameter search, then evaluation"
+    )
     tune.add_argument(
         "--search-type", choices=SEARCH_TYPES, default="random", help="how trials are drawn"
     )
@@ -117,11 +123,11 @@ def parser() -> argparse.ArgumentParser:
     models = commands.add_parser("models", help="list registered model versions")
     models.add_argument("--json", action="store_true", help="print the list as JSON")
     promote = commands.add_parser(
-        "promote", parents=[runs], help="make VERSION the champion and rebuild the Bento"
+        "promote", parents=[runs], help="make VERSION the champion, then bento_job"
     )
     promote.add_argument("version", help="a registered version, e.g. weather-predictor-002")
     rollback = commands.add_parser(
-        "rollback", parents=[runs], help="move the champion back and rebuild the Bento"
+        "rollback", parents=[runs], help="move the champion back, then bento_job"
     )
     rollback.add_argument(
         "version", nargs="?", help="the version to go back to (default: the previous champion)"
