@@ -135,6 +135,8 @@ def _options(argv: Sequence[str] | None) -> Options:
         start = utc_day(args.start) if args.start else None
     except ValueError as error:
         raise UsageError(f"--train-end/--start: not a date ({error})") from None
+    if args.out is not None and (args.out / "home").exists():
+        raise UsageError(f"--out {args.out} holds an earlier replay: give a new folder")
     out = args.out or Path(tempfile.mkdtemp(prefix="comfort-simulate-"))
     return Options(
         days=args.days,

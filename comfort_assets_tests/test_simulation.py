@@ -95,6 +95,13 @@ def test_a_bad_option_is_one_line_and_exit_2(argv, message, capsys):
     assert err.count("\n") == 1 and message in err and err.startswith("comfort simulate: error:")
 
 
+def test_an_out_folder_with_an_earlier_replay_is_refused(tmp_path, capsys):
+    (tmp_path / "home").mkdir()
+    assert simulation.main(["--out", str(tmp_path)]) == 2
+    assert "holds an earlier replay" in capsys.readouterr().err
+    assert not (tmp_path / "home" / "dagster").exists()
+
+
 @pytest.mark.slow
 def test_a_shortened_replay_closes_the_loop(tmp_path):
     """A champion trained on January–March first serves in June (decay injected by the two

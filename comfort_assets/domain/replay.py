@@ -56,11 +56,7 @@ def month_starts(
     starts = list(
         pd.date_range(utc_day(trained) + pd.offsets.MonthBegin(1), utc_day(last), freq="MS")
     )
-    return [
-        s
-        for s, after in zip(starts, [*starts[1:], None], strict=True)
-        if after is None or after > first
-    ]
+    return [s for i, s in enumerate(starts) if i + 1 == len(starts) or starts[i + 1] > first]
 
 
 def simulated_cursor(
