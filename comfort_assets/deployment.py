@@ -103,7 +103,7 @@ def weather_partitions() -> dg.DailyPartitionsDefinition:
 
 def executor() -> dg.ExecutorDefinition:
     """In process locally: a fresh process per step costs ~3 s here, more than most steps
-    (STACK.md). Production steps are heavier and isolated: one process each."""
+    (docs/pitfalls.md). Production steps are heavier and isolated: one process each."""
     return dg.in_process_executor if environment() == "local" else dg.multiprocess_executor
 
 

@@ -1,6 +1,6 @@
 """Model families, fitting, and a safe on-disk format.
 
-Every model predicts the change DI(t+h) − DI(t) and adds it back to DI(t) (DATA.md: this
+Every model predicts the change DI(t+h) − DI(t) and adds it back to DI(t) (docs/data.md: this
 beats predicting the level). A `ForecastModel` is one fitted estimator or an average of
 several; it serialises to XGBoost's own UBJ or skops, never bare pickle.
 """
