@@ -5,7 +5,12 @@ Dockerfile, the workspace, the instance file and nginx's config are parsed and c
 from __future__ import annotations
 
 import ast
+import os
 import re
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -257,3 +262,60 @@ def test_every_interpolated_variable_has_a_default_or_is_in_the_env_example():
         if operator != ":-":
             assert name in example, f"${{{name}}} has no default and is not in .env.example"
     assert (DEPLOY / ".gitignore").read_text().split() == [".env"]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_the_code_service_command_serves_the_production_definitions_to_the_workspace(
+    services, tmp_path
+):
+    """The `code` service's command, with its environment, answers gRPC; a workspace shaped
+    like deploy/workspace.yaml (host and port made local) loads every job and sensor."""
+    import dagster as dg
+    from dagster._core.workspace.context import WorkspaceProcessContext
+    from dagster._core.workspace.load_target import WorkspaceFileTarget
+    from dagster._grpc.client import DagsterGrpcClient
+
+    from comfort_assets.definitions import defs
+
+    port = _free_port()
+    command = list(services["code"]["command"])
+    command[command.index("-h") + 1] = "127.0.0.1"
+    command[command.index("-p") + 1] = str(port)
+    env = {**os.environ, **_env(services["code"]), "DAGSTER_HOME": str(tmp_path)}
+    server = subprocess.Popen([sys.executable, "-m", *command], env=env, cwd=ROOT)
+    try:
+        client = DagsterGrpcClient(port=port, host="127.0.0.1")
+        deadline = time.monotonic() + 120
+        while True:
+            assert server.poll() is None, "the code server exited"
+            try:
+                client.ping("ready?")
+                break
+            except Exception:
+                assert time.monotonic() < deadline, "no gRPC answer in 120 s"
+                time.sleep(0.5)
+        workspace = yaml.safe_load((DEPLOY / "workspace.yaml").read_text())
+        workspace["load_from"][0]["grpc_server"].update(host="127.0.0.1", port=port)
+        local = tmp_path / "workspace.yaml"
+        local.write_text(yaml.safe_dump(workspace))
+        with (
+            dg.instance_for_test() as instance,
+            WorkspaceProcessContext(instance, WorkspaceFileTarget(paths=[str(local)])) as context,
+        ):
+            request = context.create_request_context()
+            assert request.get_code_location_error("comfort_assets") is None
+            location = request.get_code_location("comfort_assets")
+            (repository,) = location.get_repositories().values()
+            jobs = {job.name for job in repository.get_all_jobs()}
+            sensors = {sensor.name for sensor in repository.get_sensors()}
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+    assert {job.name for job in defs.jobs} <= jobs
+    assert {"monitoring_retrain_sensor", "run_failure_notifier"} <= sensors
