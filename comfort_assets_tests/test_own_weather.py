@@ -296,7 +296,7 @@ def test_two_climates_for_2021_run_end_to_end_from_two_commands(tmp_path):
         env=env,
         capture_output=True,
         text=True,
-        timeout=900,
+        timeout=1800,
     )
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
     store = tmp_path / "home" / "store"
