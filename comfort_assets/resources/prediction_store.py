@@ -243,7 +243,8 @@ class PredictionWriter:
     `submit` queues the rows of one batch and returns a future that completes when they
     are committed. The thread takes everything queued (up to ``max_rows``) into one
     transaction, so under load many batches share one commit and the event loop never
-    waits on the database for more than its own batch.
+    waits on the database for more than its own batch. `commit_here` commits in the
+    caller's thread instead, for a caller that would only wait for the writer.
     """
 
     def __init__(self, store: PredictionStore, max_rows: int = 1024) -> None:
@@ -292,16 +293,26 @@ class PredictionWriter:
                     break
                 pending.append(item)
                 size += len(item[0])
-            try:
-                if not self._created:  # the database may have been down when we started
-                    self.store.create()
-                    self._created = True
-                self.store.insert([row for rows, _ in pending for row in rows])
-            except Exception as error:  # every waiting request must hear about it
-                self.last_error, self.failed_at = error, time.monotonic()
-                for _, future in pending:
-                    future.set_exception(error)
-            else:
-                self.last_error = None
-                for _, future in pending:
-                    future.set_result(None)
+            self._commit(pending)
+
+    def commit_here(self, rows: Sequence[Mapping[str, Any]]) -> Future[None]:
+        """Commit ``rows`` in the calling thread (a caller with nothing else to do saves the
+        handoff to the writer thread); the returned future is already done."""
+        future: Future[None] = Future()
+        self._commit([(rows, future)])
+        return future
+
+    def _commit(self, pending: list[tuple[Sequence[Mapping[str, Any]], Future[None]]]) -> None:
+        try:
+            if not self._created:  # the database may have been down when we started
+                self.store.create()
+                self._created = True
+            self.store.insert([row for rows, _ in pending for row in rows])
+        except Exception as error:  # every waiting request must hear about it
+            self.last_error, self.failed_at = error, time.monotonic()
+            for _, future in pending:
+                future.set_exception(error)
+        else:
+            self.last_error = None
+            for _, future in pending:
+                future.set_result(None)

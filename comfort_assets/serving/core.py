@@ -18,7 +18,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -356,8 +356,9 @@ class NaturalBatcher:
     A lone caller is computed at once (no window to wait for company); under load the
     windows queued during one computation share the next feature matrix and model call.
     The computation runs on one worker thread, so the event loop keeps reading requests
-    meanwhile; a batch hands its rows to the group-commit writer and frees the slot at
-    once, and each caller is answered only after the commit holding its row.
+    meanwhile. Under load a batch hands its rows to the group-commit writer and frees the
+    slot at once; a lone batch commits its rows itself (fewer thread handoffs). Either way
+    each caller is answered only after the commit holding its row.
     """
 
     def __init__(self, forecaster: Forecaster, max_size: int = MAX_BATCH_SIZE) -> None:
@@ -386,33 +387,57 @@ class NaturalBatcher:
                 ) from error
         return [forecast for forecast, _ in outcomes]
 
+    def _compute(
+        self, requests: list[ForecastRequest]
+    ) -> tuple[list[Forecast | Exception], Future[None] | None]:
+        """On the batch thread: the forecasts, and the commit of their rows. With nobody
+        waiting for the slot (a lone caller) the rows are committed right here, which saves
+        two thread handoffs; otherwise the group-commit writer takes them and the slot is
+        free for the next batch at once."""
+        results, rows = self.forecaster.forecast_each(requests)
+        writer = self.forecaster.writer
+        if writer is None or not rows:
+            return list(results), None
+        commit = writer.submit(rows) if self._waiting else writer.commit_here(rows)
+        return list(results), commit
+
     async def _drain(self) -> None:
         loop = asyncio.get_running_loop()
-        writer = self.forecaster.writer
         try:
             while self._waiting:
-                batch = [
-                    self._waiting.popleft() for _ in range(min(len(self._waiting), self.max_size))
-                ]
+                size = min(len(self._waiting), self.max_size)
+                batch = [self._waiting.popleft() for _ in range(size)]
                 try:
-                    results, rows = await loop.run_in_executor(
-                        self._thread, self.forecaster.forecast_each, [r for r, _ in batch]
+                    results, commit = await loop.run_in_executor(
+                        self._thread, self._compute, [r for r, _ in batch]
                     )
                 except Exception as error:  # Unavailable: every caller of the batch hears it
-                    results, rows = [error] * len(batch), []
-                commit = asyncio.wrap_future(writer.submit(rows)) if writer and rows else None
+                    results, commit = [error] * len(batch), None
+                committed = None if commit is None else _in_loop(loop, commit)
                 for (_, future), result in zip(batch, results, strict=True):
                     if future.done():  # the caller went away
                         continue
                     if isinstance(result, Exception):
                         future.set_exception(result)
                     else:
-                        future.set_result((result, commit))
+                        future.set_result((result, committed))
         finally:
             self._draining = None
 
     def close(self) -> None:
         self._thread.shutdown(wait=True)
+
+
+def _in_loop(loop: asyncio.AbstractEventLoop, commit: Future[None]) -> asyncio.Future[None]:
+    """An asyncio future for ``commit``; one already done costs no thread wake-up."""
+    if not commit.done():
+        return asyncio.wrap_future(commit, loop=loop)
+    done = loop.create_future()
+    if commit.exception() is not None:
+        done.set_exception(commit.exception())
+    else:
+        done.set_result(None)
+    return done
 
 
 def request_payload(clean: Any, station: str, observed_until: datetime) -> dict[str, Any]:
