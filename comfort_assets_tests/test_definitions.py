@@ -28,6 +28,11 @@ EXPECTED_GROUPS = {
     "evaluation_report": "evaluation",
     "challenger_model": "evaluation",
     "champion_model": "evaluation",
+    "bento": "evaluation",
+    "prediction_log": "monitoring",
+    "production_performance": "monitoring",
+    "feature_drift": "monitoring",
+    "data_quality_report": "monitoring",
 }
 
 
@@ -43,6 +48,14 @@ def test_graph_snapshot():
         "comfort_features:schema",
         "holdout_set:chronological",
         "challenger_model:promotion",
+        "raw_weather:units",
+        "production_performance:rmse_vs_holdout",
+        "production_performance:skill_vs_persistence",
+        "feature_drift:seasonal_drift",
+        "feature_drift:input_domain",
+        "data_quality_report:day_complete",
+        "data_quality_report:stuck_di_input",
+        "data_quality_report:anomaly_burst",
     } <= checks
     assert {job.name for job in defs.jobs} >= {
         "pipeline_job",
@@ -51,8 +64,22 @@ def test_graph_snapshot():
         "experiment_job",
         "tuning_job",
         "bento_job",
+        "monitoring_job",
+        "weekly_evaluation_job",
+        "self_test_job",
     }
-    assert {s.name for s in defs.schedules} == {"ingestion_job_schedule", "monthly_retraining"}
+    assert {s.name for s in defs.schedules} == {
+        "ingestion_job_schedule",
+        "monthly_retraining",
+        "daily_monitoring",
+        "weekly_evaluation",
+        "daily_self_test",
+    }
+    assert {s.name for s in defs.sensors} >= {
+        "monitoring_retrain_sensor",
+        "promotion_notifier",
+        "run_failure_notifier",
+    }
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
         assert node.group_name, f"{key} has no group"
