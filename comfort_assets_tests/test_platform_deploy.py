@@ -117,6 +117,8 @@ def test_dockerfile_installs_the_package_and_its_instance_file(dockerfile):
     assert "deploy/dagster.yaml ${DAGSTER_HOME}/dagster.yaml" in _instructions(dockerfile, "COPY")
     assert home.startswith("/")
     assert _instructions(dockerfile, "USER") == ["dagster"], "not root"
+    # the compose volume mounted there starts with the image's owner only if the folder exists
+    assert any("${DAGSTER_HOME}/storage" in v for v in _instructions(dockerfile, "RUN"))
 
 
 def test_ports_agree_across_compose_dockerfile_workspace_and_nginx(services, dockerfile):
