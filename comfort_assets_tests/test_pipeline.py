@@ -157,7 +157,7 @@ def test_retraining_with_the_same_seed_reproduces_metrics_and_keeps_the_champion
         env, "train", "--random-state", "0", "--random-state", "1", "--random-state", "2"
     )
     assert completed.returncode == 0, completed.stdout[-2000:] + completed.stderr[-2000:]
-    assert "champion stands" in completed.stdout
+    assert "champion weather-predictor-001 stands" in completed.stdout
     registry = ModelRegistry(store=LocalObjectStore(root=str(home / "store")))
     assert registry.versions() == ["weather-predictor-001", "weather-predictor-002"]
     first, second = (registry.card(v)["metrics"] for v in registry.versions())
