@@ -132,6 +132,11 @@ def parser() -> argparse.ArgumentParser:
     rollback.add_argument(
         "version", nargs="?", help="the version to go back to (default: the previous champion)"
     )
+    commands.add_parser(
+        "simulate",
+        add_help=False,
+        help="replay the bundled year through the monitoring loop (`comfort simulate -h`)",
+    )
     return top
 
 
@@ -275,6 +280,11 @@ def move_champion(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["simulate"]:
+        from comfort_assets import simulation
+
+        return simulation.main(argv[1:])
     try:
         args = parser().parse_args(argv)
         if args.command == "models":
