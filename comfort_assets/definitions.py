@@ -12,7 +12,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 def load() -> dg.Definitions:
     if (PROJECT_ROOT / "pyproject.toml").exists():
-        return dg.load_from_defs_folder(project_root=PROJECT_ROOT)
+        return dg.load_from_defs_folder(path_within_project=PROJECT_ROOT)
     # installed without the checkout (a wheel): the same folder, found by its module
     import comfort_assets.defs
 

@@ -74,6 +74,7 @@ def test_graph_snapshot():
         "daily_monitoring",
         "weekly_evaluation",
         "daily_self_test",
+        "daily_seed_experiment",
     }
     assert {s.name for s in defs.sensors} >= {
         "monitoring_retrain_sensor",
@@ -84,6 +85,26 @@ def test_graph_snapshot():
         node = graph.get(key)
         assert node.group_name, f"{key} has no group"
         assert node.description, f"{key} has no description"
+
+
+def test_the_daily_seed_experiment_takes_a_new_seed_each_day():
+    from datetime import UTC, datetime
+
+    from comfort_assets.defs.automation import daily_seed_experiment, experiment_job
+
+    def request(day: int) -> dg.RunRequest:
+        context = dg.build_schedule_context(
+            scheduled_execution_time=datetime(2013, 7, day, 6, tzinfo=UTC)
+        )
+        return daily_seed_experiment.evaluate_tick(context).run_requests[0]
+
+    first, second = request(1), request(2)
+    config = [r.run_config["ops"]["candidate_models"]["config"] for r in (first, second)]
+    assert [c["random_states"] for c in config] == [[20130701], [20130702]]
+    assert first.tags["comfort/random_state"] == "20130701"
+    assert first.run_key != second.run_key
+    # the run config is one the experiment job accepts
+    assert dg.validate_run_config(defs.resolve_job_def(experiment_job.name), first.run_config)
 
 
 def _resources(tmp_path, weather: WeatherSource | None = None) -> dict:

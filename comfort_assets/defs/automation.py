@@ -5,6 +5,7 @@ default); turn them on in the UI or with `dagster schedule start` where a daemon
 import dagster as dg
 
 from comfort_assets.defs.ingestion.assets import WEATHER_PARTITIONS
+from comfort_assets.domain.training import daily_seed
 
 pipeline_job = dg.define_asset_job(
     "pipeline_job",
@@ -55,5 +56,24 @@ monthly_retraining = dg.ScheduleDefinition(
     execution_timezone="UTC",
 )
 
+
+@dg.schedule(
+    job=experiment_job,
+    cron_schedule="0 6 * * *",
+    execution_timezone="UTC",
+    description="Every morning the candidates with a new seed (the date as YYYYMMDD), then "
+    "evaluation and promotion: seed variance shows up in the runs, and a lucky seed still has to "
+    "beat the champion.",
+)
+def daily_seed_experiment(context: dg.ScheduleEvaluationContext):
+    day = context.scheduled_execution_time.date()
+    seed = daily_seed(day)
+    return dg.RunRequest(
+        run_key=f"seed-experiment-{day:%Y-%m-%d}",
+        run_config={"ops": {"candidate_models": {"config": {"random_states": [seed]}}}},
+        tags={"comfort/command": "daily_seed_experiment", "comfort/random_state": str(seed)},
+    )
+
+
 JOBS = [pipeline_job, ingestion_job, retraining_job, experiment_job, tuning_job, bento_job]
-SCHEDULES = [daily_ingestion, monthly_retraining]
+SCHEDULES = [daily_ingestion, monthly_retraining, daily_seed_experiment]

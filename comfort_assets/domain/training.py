@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,12 @@ from comfort_assets.domain.tuning import expanding_folds
 
 INTEGER_PARAMS = frozenset({"max_depth", "n_estimators", "min_samples_leaf"})
 ENSEMBLE = "ensemble"
+
+
+def daily_seed(day: date) -> int:
+    """The day's experiment seed, ``YYYYMMDD``: new every day, and the date alone says how to
+    rerun it (``comfort train --random-state 20130701``)."""
+    return day.year * 10_000 + day.month * 100 + day.day
 
 
 def horizon_of(frame: pd.DataFrame) -> int:
