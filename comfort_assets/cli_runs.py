@@ -163,6 +163,11 @@ def _terminal(stream: TextIO) -> Iterator[TextIO]:
         yield copy
 
 
+#: a new instance's ``dagster.yaml``: telemetry would try the network at every run (this
+#: platform runs offline), and the onboarding pop-up would cover the UI on its first load
+INSTANCE_SETTINGS = "telemetry:\n  enabled: false\nnux:\n  enabled: false\n"
+
+
 def instance_home() -> Path:
     """``DAGSTER_HOME``, by default ``COMFORT_HOME/dagster``."""
     return Path(os.environ.setdefault("DAGSTER_HOME", str(comfort_home() / "dagster")))
@@ -174,8 +179,7 @@ def instance() -> dg.DagsterInstance:
     home.mkdir(parents=True, exist_ok=True)
     settings = home / "dagster.yaml"
     if not settings.exists():
-        # telemetry would try the network at every run; this platform runs offline
-        settings.write_text("telemetry:\n  enabled: false\n")
+        settings.write_text(INSTANCE_SETTINGS)
     return dg.DagsterInstance.get()
 
 

@@ -15,7 +15,10 @@ def table_metadata(
     frame: pd.DataFrame, time_column: str = "time_utc"
 ) -> dict[str, dg.MetadataValue]:
     """Row count, time span, stations and a preview: the UI tells the story without logs."""
-    metadata: dict[str, dg.MetadataValue] = {"dagster/row_count": dg.MetadataValue.int(len(frame))}
+    metadata: dict[str, dg.MetadataValue] = {
+        "dagster/row_count": dg.MetadataValue.int(len(frame)),
+        "dagster/column_schema": column_schema(frame),
+    }
     if time_column in frame and len(frame) and frame[time_column].notna().any():
         metadata["time_span"] = dg.MetadataValue.text(
             f"{frame[time_column].min().isoformat()} … {frame[time_column].max().isoformat()}"
@@ -25,6 +28,14 @@ def table_metadata(
         metadata["stations"] = dg.MetadataValue.text(", ".join(stations[:20]))
     metadata["preview"] = dg.MetadataValue.md(frame.head(5).to_markdown(index=False))
     return metadata
+
+
+def column_schema(frame: pd.DataFrame) -> dg.MetadataValue:
+    """The table's columns and types, shown as the asset page's column schema."""
+    columns = [
+        dg.TableColumn(name=str(name), type=str(dtype)) for name, dtype in frame.dtypes.items()
+    ]
+    return dg.MetadataValue.table_schema(dg.TableSchema(columns=columns))
 
 
 def markdown_table(frame: pd.DataFrame) -> dg.MetadataValue:

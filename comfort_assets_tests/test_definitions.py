@@ -85,6 +85,8 @@ def test_graph_snapshot():
         node = graph.get(key)
         assert node.group_name, f"{key} has no group"
         assert node.description, f"{key} has no description"
+        assert node.owners == ["team:comfort-ml"], f"{key} has no owner"
+        assert node.tags["layer"] in {"data", "model", "monitoring"}, f"{key} has no layer tag"
 
 
 def test_the_daily_seed_experiment_takes_a_new_seed_each_day():
