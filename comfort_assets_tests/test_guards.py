@@ -76,12 +76,6 @@ def test_registry_refuses_a_skops_member_with_an_unexpected_type(registry, membe
         registry.load(version)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ForecastModel.from_files trusts every type whose name starts with 'numpy.' or "
-    "'sklearn.', so a function reference such as numpy.load (which no model family stores) "
-    "is loaded; an exact list of the types the families produce would refuse it",
-)
 def test_registry_refuses_a_numpy_function_reference(registry):
     member = make_pipeline(FunctionTransformer(func=np.load), Ridge())
     version = registry.register(_model_with(member), {})

@@ -151,7 +151,7 @@ class ForecastModel:
                 import skops.io as sio
 
                 trusted = sio.get_untrusted_types(data=files[name])
-                unexpected = [t for t in trusted if not t.startswith(("sklearn.", "numpy."))]
+                unexpected = [t for t in trusted if t not in SKOPS_TYPES]
                 if unexpected:
                     raise ValueError(f"{name}: refusing to load unexpected types {unexpected}")
                 members.append(sio.loads(files[name], trusted=trusted))
@@ -171,6 +171,11 @@ def _predict(member: Any, features: npt.NDArray[np.float64]) -> npt.NDArray[np.f
     if isinstance(member, xgb.XGBRegressor):
         return member.get_booster().inplace_predict(features)
     return member.predict(features)
+
+
+#: the only types outside skops' defaults that the scikit-learn families store; anything else
+#: in a model file (a function reference such as ``numpy.load``) is refused, not trusted
+SKOPS_TYPES = frozenset({"numpy.dtype", "sklearn.tree._tree.Tree"})
 
 
 def build_estimator(family: str, params: Mapping[str, Any], seed: int, n_jobs: int = 2) -> Any:
