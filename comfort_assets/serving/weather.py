@@ -29,11 +29,10 @@ BODY = "ForecastBody"
 
 def station_tables(frames: list[pd.DataFrame]) -> dict[str, pd.DataFrame]:
     """Per station, its hours in time order, one row per hour (a day stored both alone and
-    in ``__all__`` counts once, the later object winning), only what a window needs."""
+    in ``__all__`` counts once, the later object winning)."""
     if not frames:
         return {}
     clean = pd.concat(frames, ignore_index=True)
-    clean = clean[["station", "time_utc", *(name for name in OBSERVED if name in clean)]]
     clean["time_utc"] = pd.to_datetime(clean["time_utc"], utc=True)
     clean = clean.sort_values(["station", "time_utc"], kind="stable").drop_duplicates(
         ["station", "time_utc"], keep="last"
@@ -87,7 +86,9 @@ class IngestedWeather:
         return True
 
     def _read(self, key: str) -> pd.DataFrame:
-        return pd.read_parquet(io.BytesIO(self.store.get_bytes(key)))
+        """One stored object, only the columns a window needs."""
+        frame = pd.read_parquet(io.BytesIO(self.store.get_bytes(key)))
+        return frame[["station", "time_utc", *(name for name in OBSERVED if name in frame)]]
 
     def _state(self, problem: str | None) -> None:
         if problem != self.problem:
