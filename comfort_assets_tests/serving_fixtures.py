@@ -16,11 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
+import dagster as dg
 import httpx
 import pandas as pd
 
 from comfort_assets.domain.features import build_features, feature_names
 from comfort_assets.domain.modeling import TrainingData, fit_model
+from comfort_assets.resources.io_manager import ObjectStoreIOManager
 from comfort_assets.resources.object_store import LocalObjectStore
 from comfort_assets.resources.registry import ModelRegistry
 
@@ -65,6 +67,13 @@ def register_champion(home: Path, clean: pd.DataFrame, seed: int = 0, trees: int
     version = registry.register(model, card)
     registry.promote(version, "test champion")
     return version
+
+
+def store_clean_weather(home: Path, clean: pd.DataFrame) -> None:
+    """``clean`` as the `clean_weather` asset under ``home``, written by the asset IO manager
+    as `comfort run` leaves it (what `/forecast` reads)."""
+    io_manager = ObjectStoreIOManager(store=LocalObjectStore(root=str(home / "store")))
+    io_manager.handle_output(dg.build_output_context(asset_key=dg.AssetKey("clean_weather")), clean)
 
 
 def free_port() -> int:

@@ -37,6 +37,22 @@ def test_round_trip_list_and_exists(store):
         store.get_bytes("c/none.bin")
 
 
+def test_stamps_change_when_an_object_is_rewritten(store):
+    store.put_bytes("w/one.parquet", b"1")
+    store.put_bytes("w/two.parquet", b"2")
+    store.put_bytes("other/three.bin", b"3")
+    first = store.stamps("w/")
+    assert set(first) == {"w/one.parquet", "w/two.parquet"}
+    assert store.stamps("w/") == first  # nothing written: nothing changed
+    store.put_bytes("w/two.parquet", b"2 and more")
+    store.put_bytes("w/four.parquet", b"4")
+    second = store.stamps("w/")
+    assert second["w/one.parquet"] == first["w/one.parquet"]
+    assert second["w/two.parquet"] != first["w/two.parquet"]
+    assert set(second) == {"w/one.parquet", "w/two.parquet", "w/four.parquet"}
+    assert store.stamps("none/") == {}
+
+
 def test_create_exclusive_refuses_an_existing_key(store):
     store.create_exclusive("versions/001", b"first")
     with pytest.raises(ObjectExistsError):

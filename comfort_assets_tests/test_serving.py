@@ -1,5 +1,6 @@
 """The Bento service through a real `bentoml serve` on 127.0.0.1 (one server per session):
-forecasts, the strict contract, bounded resources, feedback, metrics, and concurrency."""
+forecasts (sent windows and ingested weather), the strict contract, bounded resources,
+feedback, metrics, and concurrency."""
 
 from __future__ import annotations
 
@@ -24,7 +25,12 @@ from comfort_assets.resources.prediction_store import PredictionStore
 from comfort_assets.serving.core import request_payload
 from comfort_assets.serving.guard import MAX_BODY_BYTES
 from comfort_assets.serving.schemas import MAX_REQUESTS_PER_CALL
-from comfort_assets_tests.serving_fixtures import bento_server, register_champion, registry_at
+from comfort_assets_tests.serving_fixtures import (
+    bento_server,
+    register_champion,
+    registry_at,
+    store_clean_weather,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -40,6 +46,7 @@ def serving_clean(bundled_clean) -> pd.DataFrame:
 def serving_home(tmp_path_factory, serving_clean) -> Path:
     home = tmp_path_factory.mktemp("serving-home")
     register_champion(home, serving_clean, seed=0)
+    store_clean_weather(home, serving_clean)
     return home
 
 
@@ -120,6 +127,79 @@ def test_optional_observations_may_be_missing(client, body):
     response = client.post("/predict", json={"requests": [request]})
     assert response.status_code == 200, response.text
     assert np.isfinite(response.json()[0]["di_forecast"])
+
+
+def test_forecast_of_the_newest_ingested_hour_is_logged(client, store, serving_clean):
+    response = client.post("/forecast", json={"station": "JFK"})
+    assert response.status_code == 200, response.text
+    forecast = response.json()
+    jfk = serving_clean[serving_clean["station"] == "JFK"]
+    newest = jfk.loc[jfk[list(REQUIRED)].notna().all(axis=1), "time_utc"].max()
+    assert pd.Timestamp(forecast["observed_until"]) == newest
+    assert pd.Timestamp(forecast["valid_at"]) == newest + pd.Timedelta(hours=3)
+    assert forecast["station"] == "JFK" and forecast["model_version"] == served_version(client)
+    assert forecast["band"] == discomfort_band(forecast["di_forecast"]).value
+    logged = store.get(forecast["prediction_id"])
+    assert logged is not None and logged["station"] == "JFK"
+    assert logged["model_version"] == forecast["model_version"]
+    assert logged["prediction"] == pytest.approx(forecast["di_forecast"])
+    assert pd.to_datetime(logged["valid_at"], utc=True) == newest + pd.Timedelta(hours=3)
+
+
+@pytest.mark.parametrize(
+    "time", ["2013-07-08T18:00:00Z", "2013-07-08T18:00:00", "2013-07-09T03:00:00+09:00"]
+)
+def test_forecast_at_a_time_is_predict_on_the_window_request_payload_builds(
+    client, store, serving_clean, time
+):
+    hour = pd.Timestamp("2013-07-08T18:00", tz="UTC")
+    forecast = client.post("/forecast", json={"station": "JFK", "time": time})
+    assert forecast.status_code == 200, forecast.text
+    window = request_payload(serving_clean, "JFK", hour)
+    (predicted,) = client.post("/predict", json={"requests": [window]}).json()
+    answer = forecast.json()
+    assert pd.Timestamp(answer["observed_until"]) == hour
+    assert answer["model_version"] == predicted["model_version"]
+    assert answer["di_forecast"] == pytest.approx(predicted["di_forecast"], abs=1e-9)
+    logged = store.get(answer["prediction_id"])
+    assert logged["features"] == store.get(predicted["prediction_id"])["features"]
+
+
+BAD_FORECASTS = {
+    "unknown station": ({"station": "ZZZ"}, "station", "unknown station"),
+    "a time with no data": (
+        {"station": "JFK", "time": "2012-07-08T18:00:00Z"},
+        "time",
+        "no ingested weather",
+    ),
+    "an incomplete window": (
+        {"station": "JFK", "time": "2013-01-02T05:00:00Z"},
+        "time",
+        "not a complete window",
+    ),
+    "after the newest hour": (
+        {"station": "JFK", "time": "2013-12-31T05:00:00Z"},
+        "time",
+        "gap",
+    ),
+    "not on the hour": ({"station": "JFK", "time": "2013-07-08T18:30:00Z"}, "time", "on the hour"),
+    "a number for a time": ({"station": "JFK", "time": 1373306400}, "time", "ISO 8601"),
+    "the future": ({"station": "JFK", "time": "2999-07-08T18:00:00Z"}, "time", "outside"),
+    "no station": ({"time": "2013-07-08T18:00:00Z"}, "station", "Field required"),
+    "unknown field": ({"station": "JFK", "observations": {}}, "observations", "Extra inputs"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_FORECASTS))
+def test_no_forecast_window_is_a_4xx_naming_field_and_reason(client, store, case):
+    body, field, reason = BAD_FORECASTS[case]
+    before = store.count()
+    response = client.post("/forecast", json=body)
+    assert 400 <= response.status_code < 500, response.text
+    (error,) = response.json()["detail"]
+    assert error["loc"] == [field], error
+    assert reason in error["msg"], error
+    assert store.count() == before
 
 
 def _set(path: tuple[str, ...], value: Any) -> Callable[[dict], None]:
@@ -223,7 +303,7 @@ def test_malformed_bodies_are_4xx(client, body):
     "content_type", ["multipart/form-data", "multipart/form-data; boundary=x", "text/plain"]
 )
 def test_a_body_that_is_not_json_is_a_415(client, body, content_type):
-    for path in ("/predict", "/feedback", "/model_info"):
+    for path in ("/predict", "/forecast", "/feedback", "/model_info"):
         response = client.post(path, content=b"--x--", headers={"content-type": content_type})
         assert response.status_code == 415, (path, response.text)
         assert "application/json" in response.json()["error"]
@@ -298,6 +378,10 @@ def test_the_openapi_document_states_the_contract(client):
     assert temp["minItems"] == temp["maxItems"] == WINDOW_HOURS
     assert (temp["items"]["minimum"], temp["items"]["maximum"]) == (-60, 60)
     assert "at least one of the two" in document["paths"]["/feedback"]["post"]["description"]
+    forecast = document["paths"]["/forecast"]["post"]["requestBody"]["content"]
+    body = forecast["application/json"]["schema"]
+    assert body["properties"]["station"]["enum"] == ["EWR", "JFK", "LGA"]
+    assert body["additionalProperties"] is False and "naive means UTC" in str(body)
 
 
 def test_unknown_paths_do_not_grow_the_metrics(client):

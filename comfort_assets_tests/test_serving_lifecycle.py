@@ -1,5 +1,6 @@
 """The Bento service's lifecycle on a real `bentoml serve`: honest readiness, a start that
-cannot serve, a store that goes away and comes back, SIGTERM under load, a killed parent."""
+cannot serve, a store that goes away and comes back, weather that lands while it serves,
+SIGTERM under load, a killed parent."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from comfort_assets_tests.serving_fixtures import (
     TcpProxy,
     bento_process,
     register_champion,
+    store_clean_weather,
 )
 
 pytestmark = pytest.mark.slow
@@ -50,6 +52,29 @@ def until(check: Callable[[], bool], seconds: float = 20, what: str = "condition
 
 def predict(url: str, body: dict) -> httpx.Response:
     return httpx.post(f"{url}/predict", json={"requests": [body]}, timeout=30)
+
+
+def test_weather_that_lands_is_forecast_without_a_restart(tmp_path, clean):
+    register_champion(tmp_path, clean, seed=0, trees=20)
+    store_clean_weather(tmp_path, clean[clean["time_utc"] < pd.Timestamp("2013-07-01", tz="UTC")])
+    with bento_process(tmp_path, COMFORT_RELOAD_SECONDS="0.3") as served:
+
+        def newest() -> pd.Timestamp:
+            response = httpx.post(f"{served.url}/forecast", json={"station": "JFK"}, timeout=30)
+            assert response.status_code == 200, response.text
+            return pd.Timestamp(response.json()["observed_until"])
+
+        assert newest() == pd.Timestamp("2013-06-30T23:00", tz="UTC")
+        july = httpx.post(
+            f"{served.url}/forecast", json={"station": "JFK", "time": "2013-07-08T18:00:00Z"}
+        )
+        assert july.status_code == 400 and july.json()["detail"][0]["loc"] == ["time"]
+        store_clean_weather(tmp_path, clean)  # the next ingestion rewrites clean_weather
+        until(lambda: newest() > pd.Timestamp("2013-12-01", tz="UTC"), what="the new weather")
+        july = httpx.post(
+            f"{served.url}/forecast", json={"station": "JFK", "time": "2013-07-08T18:00:00Z"}
+        )
+        assert july.status_code == 200, july.text
 
 
 def test_a_corrupt_champion_answers_503_with_the_reason_then_recovers(tmp_path, clean, body):

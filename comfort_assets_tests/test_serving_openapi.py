@@ -1,17 +1,23 @@
 """Property-based: Schemathesis generates requests from the served OpenAPI document (fitting
-it and breaking it) against a real `bentoml serve`; none may get a server error."""
+it and breaking it) against a real `bentoml serve`; none may get a server error. Every example
+the document shows is answered."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 
-from comfort_assets_tests.serving_fixtures import bento_server, register_champion
+from comfort_assets_tests.serving_fixtures import (
+    bento_server,
+    register_champion,
+    store_clean_weather,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -20,6 +26,7 @@ pytestmark = pytest.mark.slow
 def served_url(tmp_path_factory, bundled_clean) -> Iterator[str]:
     home: Path = tmp_path_factory.mktemp("openapi-home")
     register_champion(home, bundled_clean.clean, seed=0, trees=20)
+    store_clean_weather(home, bundled_clean.clean)  # what the /forecast example needs
     with bento_server(home, COMFORT_RELOAD_SECONDS="0") as url:
         yield url
 
@@ -29,7 +36,13 @@ def test_no_server_errors(served_url, mode):
     # Schemathesis' own pytest plugin does not run under pytest 9 yet: its strategies do
     schema = schemathesis.openapi.from_url(f"{served_url}/docs.json")
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert {op.path for op in operations} >= {"/predict", "/feedback", "/model_info", "/readyz"}
+    assert {op.path for op in operations} >= {
+        "/predict",
+        "/forecast",
+        "/feedback",
+        "/model_info",
+        "/readyz",
+    }
     statuses: list[int] = []
     for operation in operations:
         if mode is GenerationMode.NEGATIVE and operation.method.upper() != "POST":
@@ -44,3 +57,17 @@ def test_no_server_errors(served_url, mode):
 
         no_server_error()
     assert any(400 <= s < 500 for s in statuses) or mode is GenerationMode.POSITIVE
+
+
+def test_every_served_example_is_answered(served_url):
+    document = httpx.get(f"{served_url}/docs.json", timeout=30).json()
+    examples = [
+        (path, body["content"]["application/json"]["schema"]["example"])
+        for path, operations in document["paths"].items()
+        if (body := operations.get("post", {}).get("requestBody"))
+        and "example" in body["content"]["application/json"]["schema"]
+    ]
+    assert "/forecast" in dict(examples)
+    for path, example in examples:
+        response = httpx.post(f"{served_url}{path}", json=example, timeout=30)
+        assert 200 <= response.status_code < 300, (path, response.text)

@@ -36,6 +36,11 @@ class ObjectStore(dg.ConfigurableResource):
     def list_keys(self, prefix: str) -> list[str]:
         raise NotImplementedError
 
+    def stamps(self, prefix: str) -> dict[str, str]:
+        """Key → a stamp that changes when the object is rewritten, for every key under
+        ``prefix`` in one listing: how a reader notices new data without reading it."""
+        raise NotImplementedError
+
     def uri(self, key: str) -> str:
         raise NotImplementedError
 
@@ -86,6 +91,17 @@ class LocalObjectStore(ObjectStore):
             return []
         keys = (p.relative_to(root).as_posix() for p in folder.rglob("*") if p.is_file())
         return sorted(k for k in keys if k.startswith(prefix) and "/.tmp-" not in k)
+
+    def stamps(self, prefix: str) -> dict[str, str]:
+        found = {}
+        for key in self.list_keys(prefix):
+            try:
+                stat = self._path(key).stat()
+            except FileNotFoundError:  # removed since the listing
+                continue
+            # a rewrite is a rename of a new file: a new inode, mtime and size
+            found[key] = f"{stat.st_ino}-{stat.st_mtime_ns}-{stat.st_size}"
+        return found
 
     def uri(self, key: str) -> str:
         return self._path(key).as_uri()
@@ -139,6 +155,14 @@ class S3ObjectStore(ObjectStore):
         for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key(prefix)):
             keys.extend(item["Key"][strip:] for item in page.get("Contents", []))
         return sorted(keys)
+
+    def stamps(self, prefix: str) -> dict[str, str]:
+        paginator = self.s3.get_client().get_paginator("list_objects_v2")
+        strip = len(self._key(""))
+        found = {}
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key(prefix)):
+            found.update({item["Key"][strip:]: item["ETag"] for item in page.get("Contents", [])})
+        return found
 
     def uri(self, key: str) -> str:
         return f"s3://{self.bucket}/{self._key(key)}"

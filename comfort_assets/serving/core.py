@@ -136,6 +136,7 @@ class Forecaster:
         self._store_ok_at = 0.0
         self.refresh()
         self.check_store()
+        self._also: list[Callable[[], object]] = []
         self._stop = threading.Event()
         self._watcher = threading.Thread(target=self._watch, name="champion-watcher", daemon=True)
         if reload_seconds > 0:
@@ -222,10 +223,17 @@ class Forecaster:
             found.append(f"prediction store: last commit failed: {brief(self.writer.last_error)}")
         return found
 
+    def also_refresh(self, refresh: Callable[[], object]) -> None:
+        """Call ``refresh`` on every reload tick too (it must not raise): one thread follows
+        all the storage the service serves from."""
+        self._also.append(refresh)
+
     def _watch(self) -> None:
         while not self._stop.wait(self.reload_seconds):
             self.refresh()
             self.check_store()
+            for refresh in self._also:
+                refresh()
 
     def close(self) -> None:
         self._stop.set()

@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 #: Largest request body accepted (1 MiB: a full 64-window `/predict` call is ~250 KB).
 MAX_BODY_BYTES = 1 << 20
 #: The API routes (POST, JSON bodies) and everything else worth its own metrics label.
-API_ROUTES = frozenset({"/predict", "/feedback", "/model_info"})
+API_ROUTES = frozenset({"/predict", "/forecast", "/feedback", "/model_info"})
 ROUTES = API_ROUTES | {"/livez", "/healthz", "/readyz", "/metrics", "/docs.json", "/"}
 #: Latency buckets (s) for the request histogram.
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)

@@ -22,6 +22,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationError,
     create_model,
     field_validator,
     model_validator,
@@ -74,7 +75,8 @@ def set_contract(contract: ServingContract) -> None:
 
 def document_contract(spec: dict[str, Any]) -> dict[str, Any]:
     """The OpenAPI document with what the loaded champion accepts: its stations as an enum
-    and its horizon (both change with the champion, so they are filled in when served)."""
+    (in `/predict` and `/forecast` bodies) and its horizon (both change with the champion,
+    so they are filled in when served)."""
     request = spec.get("components", {}).get("schemas", {}).get("ForecastRequest")
     if _contract is None or request is None:
         return spec
@@ -85,6 +87,10 @@ def document_contract(spec: dict[str, Any]) -> dict[str, Any]:
         "default": None,
         "description": f"{_contract.horizon_h} (the champion's horizon) if given",
     }
+    forecast = spec.get("paths", {}).get("/forecast", {}).get("post")
+    if forecast is not None:  # BentoML writes an API's body schema into its path
+        body = forecast["requestBody"]["content"]["application/json"]["schema"]
+        body["properties"]["station"]["enum"] = sorted(_contract.stations)
     return spec
 
 
@@ -162,6 +168,38 @@ def _observations_model() -> type[BaseModel]:
 Observations = _observations_model()
 
 
+def _known_station(station: str) -> str:
+    if _contract is not None and station not in _contract.stations:
+        raise ValueError(
+            f"unknown station {station!r}: {_contract.version} was trained for "
+            f"{sorted(_contract.stations)}"
+        )
+    return station
+
+
+def _iso_text(value: Any) -> Any:
+    if not isinstance(value, str | datetime):
+        raise ValueError("must be an ISO 8601 date-time string")
+    return value
+
+
+def _observed_hour(moment: datetime) -> datetime:
+    """The UTC hour a window ends at: naive means UTC, on the hour, from the past."""
+    try:
+        moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+01:00 has no UTC time
+        raise ValueError("outside the representable range of times") from None
+    latest = datetime.now(UTC) + FUTURE_SLACK
+    if not EARLIEST_OBSERVED <= moment <= latest:
+        raise ValueError(
+            f"{moment:%Y-%m-%dT%H:%MZ} is outside [{EARLIEST_OBSERVED:%Y-%m-%d}, "
+            f"now + {FUTURE_SLACK.seconds // 3600} h]: observations come from the past"
+        )
+    if (moment.minute, moment.second, moment.microsecond) != (0, 0, 0):
+        raise ValueError(f"must be on the hour (hourly observations), got {moment:%H:%M:%S}")
+    return moment
+
+
 class ForecastRequest(BaseModel):
     """One station's recent hourly observations; the forecast is for observed_until + h."""
 
@@ -182,39 +220,9 @@ class ForecastRequest(BaseModel):
         None, description="must equal the champion's horizon (/model_info) if given"
     )
 
-    @field_validator("station")
-    @classmethod
-    def known_station(cls, station: str) -> str:
-        if _contract is not None and station not in _contract.stations:
-            raise ValueError(
-                f"unknown station {station!r}: {_contract.version} was trained for "
-                f"{sorted(_contract.stations)}"
-            )
-        return station
-
-    @field_validator("observed_until", mode="before")
-    @classmethod
-    def iso_text(cls, value: Any) -> Any:
-        if not isinstance(value, str | datetime):
-            raise ValueError("must be an ISO 8601 date-time string")
-        return value
-
-    @field_validator("observed_until")
-    @classmethod
-    def on_the_hour_and_in_range(cls, moment: datetime) -> datetime:
-        try:
-            moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-        except OverflowError:  # 0001-01-01T00:00+01:00 has no UTC time
-            raise ValueError("outside the representable range of times") from None
-        latest = datetime.now(UTC) + FUTURE_SLACK
-        if not EARLIEST_OBSERVED <= moment <= latest:
-            raise ValueError(
-                f"{moment:%Y-%m-%dT%H:%MZ} is outside [{EARLIEST_OBSERVED:%Y-%m-%d}, "
-                f"now + {FUTURE_SLACK.seconds // 3600} h]: observations come from the past"
-            )
-        if (moment.minute, moment.second, moment.microsecond) != (0, 0, 0):
-            raise ValueError(f"must be on the hour (hourly observations), got {moment:%H:%M:%S}")
-        return moment
+    known_station = field_validator("station")(_known_station)
+    iso_text = field_validator("observed_until", mode="before")(_iso_text)
+    on_the_hour_and_in_range = field_validator("observed_until")(_observed_hour)
 
     @field_validator("horizon_h")
     @classmethod
@@ -236,6 +244,43 @@ class PredictBody(BaseModel):
         max_length=MAX_REQUESTS_PER_CALL,
         description=f"1 to {MAX_REQUESTS_PER_CALL} windows; a bad one fails the call with a "
         "400 naming requests.<index> and the field",
+    )
+
+
+#: The example the OpenAPI document shows for `/forecast` (a window of the bundled data).
+FORECAST_EXAMPLE = {"station": "JFK", "time": "2013-07-08T18:00:00Z"}
+
+
+class ForecastBody(BaseModel):
+    """The `/forecast` body: a station, and the hour its window ends at; the service takes
+    the observations from the weather the pipeline ingested."""
+
+    model_config = ConfigDict(**STRICT, json_schema_extra={"example": FORECAST_EXAMPLE})
+
+    station: str = Field(
+        min_length=1,
+        max_length=32,
+        description="a station the champion was trained for (listed by /model_info)",
+    )
+    time: datetime | None = Field(
+        None,
+        description=f"UTC time of the newest hour of the {WINDOW_HOURS}-hour window, on the "
+        "hour; naive means UTC; the forecast is for time + h. Default: the station's newest "
+        "ingested hour with temperature and humidity",
+        strict=False,  # an ISO string from Python too; `iso_text` refuses numbers
+    )
+
+    known_station = field_validator("station")(_known_station)
+    iso_text = field_validator("time", mode="before")(_iso_text)
+    on_the_hour_and_in_range = field_validator("time")(_observed_hour)
+
+
+def field_error(title: str, field: str, reason: str) -> ValidationError:
+    """A 400 naming ``field`` and ``reason``, shaped like every other validation error, for
+    what only the service can find out (e.g. that it has no weather for that hour)."""
+    return ValidationError.from_exception_data(
+        title,
+        [{"type": "value_error", "loc": (field,), "input": None, "ctx": {"error": reason}}],
     )
 
 

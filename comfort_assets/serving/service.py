@@ -6,6 +6,12 @@ Endpoints (BentoML APIs are POST with a JSON body, at most 1 MiB: a larger one i
 - ``/predict``: ``{"requests": [ForecastRequest, ...]}`` (1–64) → ``[Forecast, ...]``. Every
   window is validated before it joins a batch; windows from concurrent callers share one
   feature matrix, one model call and one commit, and a lone caller never waits for company.
+- ``/forecast``: ``{"station", "time"?}`` → ``Forecast``: the service builds the window itself
+  from the ingested ``clean_weather`` (the 97 hours ending at ``time``; by default the
+  station's newest hour with temperature and humidity), so a caller sends no observations;
+  then as ``/predict`` (validated, batched, logged). No such window is a 400 naming
+  ``station`` or ``time``. The weather is held in memory and re-read on the reload tick
+  when its objects change.
 - ``/feedback``: ``{"prediction_id", "actual_di"?, "rating"?}``; 404 for an unknown id.
 - ``/model_info``: version, metrics, training window of the model being served.
 - ``/livez`` (the process is up), ``/readyz`` (200, or 503 with the reasons: no valid
@@ -17,9 +23,10 @@ the champion or the store appears (checked every COMFORT_RELOAD_SECONDS). SIGTER
 requests in flight are answered (and their rows committed) before the worker exits.
 
 Configuration is the environment's, as for Dagster: COMFORT_HOME / COMFORT_ENV pick the
-registry, COMFORT_PREDICTION_DB_URL the store, COMFORT_RELOAD_SECONDS how often the champion
-pointer is checked (a new champion is served without a restart), COMFORT_SERVING_WORKERS the
-number of worker processes (default 1).
+registry and the object store the ingested weather is read from, COMFORT_PREDICTION_DB_URL
+the store, COMFORT_RELOAD_SECONDS how often the champion pointer and the weather are checked
+(a new champion or new data is served without a restart), COMFORT_SERVING_WORKERS the number
+of worker processes (default 1).
 """
 
 from __future__ import annotations
@@ -52,9 +59,11 @@ from comfort_assets.serving.schemas import (
     FeedbackAck,
     FeedbackBody,
     Forecast,
+    ForecastBody,
     ModelInfo,
     PredictBody,
 )
+from comfort_assets.serving.weather import IngestedWeather
 
 _FORECASTS = TypeAdapter(list[Forecast])
 readiness = Readiness()
@@ -71,7 +80,9 @@ def _unavailable(error: Exception) -> Response:
     traffic={"timeout": 10},
     logging={"access": {"enabled": False}},
     # OpenTelemetry cost a third of the event loop even unsampled
-    tracing={"excluded_urls": ["/predict", "/feedback", "/model_info", "/readyz", "/livez"]},
+    tracing={
+        "excluded_urls": ["/predict", "/forecast", "/feedback", "/model_info", "/readyz", "/livez"]
+    },
     # BentoML labels its metrics with the raw path; `Guard` serves bounded ones instead
     metrics={"enabled": False},
 )
@@ -82,6 +93,9 @@ class ComfortForecast:
         die_with_parent()
         self.forecaster = Forecaster.from_environment()
         self.batcher = NaturalBatcher(self.forecaster)
+        # the same object store as the registry: COMFORT_HOME / COMFORT_ENV pick both
+        self.weather = IngestedWeather(self.forecaster.registry.store)
+        self.forecaster.also_refresh(self.weather.refresh)
         readiness.problems = self.forecaster.problems
         # the model and imports are long-lived: keep them out of every GC pass
         gc.freeze()
@@ -99,6 +113,22 @@ class ComfortForecast:
         except ForecastFailed as error:
             return JSONResponse({"error": str(error)}, status_code=500)
         return Response(_FORECASTS.dump_json(forecasts), media_type="application/json")
+
+    @bentoml.api
+    async def forecast(self, body: ForecastBody, /) -> Forecast:
+        """Forecast DI at time + h for a station from the weather the pipeline ingested: the
+        window of the hours up to `time` (default: the station's newest hour with temperature
+        and humidity), then exactly as /predict (validated, batched, committed to the
+        prediction store before the answer). 400 naming `station` or `time` when there is no
+        such complete window."""
+        try:
+            request = self.weather.request(body.station, body.time)
+            (forecast,) = await self.batcher.predict([request])
+        except Unavailable as error:
+            return _unavailable(error)
+        except ForecastFailed as error:
+            return JSONResponse({"error": str(error)}, status_code=500)
+        return forecast
 
     @bentoml.api
     async def feedback(self, body: FeedbackBody, /) -> FeedbackAck:
