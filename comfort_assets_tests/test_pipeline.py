@@ -1,10 +1,8 @@
 """End to end: README command (a) in a subprocess on a fresh home, then the `comfort` habits."""
 
 import json
-import os
 import subprocess
 import sys
-from pathlib import Path
 
 import dagster as dg
 import numpy as np
@@ -37,28 +35,6 @@ def test_same_seed_and_data_give_the_same_model(bundled_clean):
             rtol=0,
             atol=1e-9,
         )
-
-
-@pytest.fixture(scope="module")
-def pipeline_home(tmp_path_factory) -> tuple[Path, dict[str, str]]:
-    home = tmp_path_factory.mktemp("comfort-home")
-    env = {
-        **os.environ,
-        "COMFORT_HOME": str(home),
-        "DAGSTER_HOME": str(home / "dagster"),
-        "WANDB_MODE": "offline",
-    }
-    completed = subprocess.run(
-        [sys.executable, "-m", "comfort_assets.cli", "run"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=1800,  # a shared 2-core machine can be several times slower than usual
-    )
-    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
-    # what the user saw, for the tests of the CLI's output
-    (home / "comfort-run.out").write_text(completed.stdout)
-    return home, env
 
 
 def _comfort(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:

@@ -24,7 +24,7 @@ from comfort_assets.domain.features import OBSERVED, REQUIRED, WINDOW_HOURS, bui
 from comfort_assets.resources.prediction_store import PredictionStore
 from comfort_assets.serving.core import request_payload
 from comfort_assets.serving.guard import MAX_BODY_BYTES
-from comfort_assets.serving.schemas import MAX_REQUESTS_PER_CALL
+from comfort_assets.serving.schemas import DOCUMENT_TITLE, MAX_REQUESTS_PER_CALL
 from comfort_assets_tests.serving_fixtures import (
     bento_server,
     register_champion,
@@ -370,6 +370,9 @@ def test_model_info_and_health_endpoints(client, serving_home):
 
 def test_the_openapi_document_states_the_contract(client):
     document = client.get("/docs.json").json()
+    assert document["info"]["title"] == DOCUMENT_TITLE
+    assert document["info"]["version"] == served_version(client)
+    assert "3 h ahead at EWR, JFK, LGA" in document["info"]["description"]
     schemas = document["components"]["schemas"]
     request = schemas["ForecastRequest"]["properties"]
     assert request["station"]["enum"] == ["EWR", "JFK", "LGA"]

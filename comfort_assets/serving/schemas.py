@@ -66,6 +66,8 @@ class ServingContract:
 
 
 _contract: ServingContract | None = None
+#: The served OpenAPI document's title (its version is the champion's).
+DOCUMENT_TITLE = "Comfort forecast: the discomfort index (불쾌지수) hours ahead"
 
 
 def set_contract(contract: ServingContract) -> None:
@@ -74,11 +76,28 @@ def set_contract(contract: ServingContract) -> None:
 
 
 def document_contract(spec: dict[str, Any]) -> dict[str, Any]:
-    """The OpenAPI document with what the loaded champion accepts: its stations as an enum
-    (in `/predict` and `/forecast` bodies) and its horizon (both change with the champion,
-    so they are filled in when served)."""
+    """The OpenAPI document with what the loaded champion accepts: its version, stations (as
+    an enum, in `/predict` and `/forecast` bodies) and horizon (all change with the champion,
+    so they are filled in when served).
+    The title and description replace BentoML's ("comfort_forecast:dev", version "None");
+    the description repeats the title as its heading, the one BentoML's Swagger page shows."""
+    if _contract is None:
+        return spec
+    spec["info"] = {
+        "title": DOCUMENT_TITLE,
+        "version": _contract.version,
+        "description": (
+            f"# {DOCUMENT_TITLE}\n\nForecasts the discomfort index (Thom's THI) "
+            f"{_contract.horizon_h} h ahead at {', '.join(sorted(_contract.stations))} from the "
+            f"last {WINDOW_HOURS} hourly observations, with the champion model "
+            f"{_contract.version}. `/predict` forecasts and logs each forecast, `/forecast` "
+            "does the same for a station from the ingested weather, `/feedback` "
+            "attaches what was observed or felt to one, `/model_info` describes the model that "
+            "answers."
+        ),
+    }
     request = spec.get("components", {}).get("schemas", {}).get("ForecastRequest")
-    if _contract is None or request is None:
+    if request is None:
         return spec
     properties = request["properties"]
     properties["station"]["enum"] = sorted(_contract.stations)
