@@ -7,9 +7,11 @@ a deployment to S3 is a resource choice, not a code change.
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 from dagster_aws.s3 import S3Resource
+from pydantic import PrivateAttr
 
 
 class ObjectExistsError(FileExistsError):
@@ -113,15 +115,23 @@ class S3ObjectStore(ObjectStore):
     s3: S3Resource
     bucket: str
     prefix: str = "comfort-assets"
+    _client: Any = PrivateAttr(default=None)
 
     def _key(self, key: str) -> str:
         return f"{self.prefix.strip('/')}/{key}" if self.prefix else key
 
+    def _s3(self) -> Any:
+        """One client per store: building a boto3 client costs 0.1–0.6 s here, more than the
+        request it would make, and the IO manager makes thousands (docs/pitfalls.md)."""
+        if self._client is None:
+            self._client = self.s3.get_client()
+        return self._client
+
     def put_bytes(self, key: str, data: bytes) -> None:
-        self.s3.get_client().put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
+        self._s3().put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
 
     def create_exclusive(self, key: str, data: bytes) -> None:
-        client = self.s3.get_client()
+        client = self._s3()
         try:
             client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, IfNoneMatch="*")
         except client.exceptions.ClientError as err:
@@ -131,7 +141,7 @@ class S3ObjectStore(ObjectStore):
             raise
 
     def get_bytes(self, key: str) -> bytes:
-        client = self.s3.get_client()
+        client = self._s3()
         try:
             response = client.get_object(Bucket=self.bucket, Key=self._key(key))
         except client.exceptions.NoSuchKey as err:
@@ -139,7 +149,7 @@ class S3ObjectStore(ObjectStore):
         return response["Body"].read()
 
     def exists(self, key: str) -> bool:
-        client = self.s3.get_client()
+        client = self._s3()
         try:
             client.head_object(Bucket=self.bucket, Key=self._key(key))
         except client.exceptions.ClientError as err:
@@ -149,7 +159,7 @@ class S3ObjectStore(ObjectStore):
         return True
 
     def list_keys(self, prefix: str) -> list[str]:
-        paginator = self.s3.get_client().get_paginator("list_objects_v2")
+        paginator = self._s3().get_paginator("list_objects_v2")
         strip = len(self._key(""))
         keys = []
         for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key(prefix)):
@@ -157,7 +167,7 @@ class S3ObjectStore(ObjectStore):
         return sorted(keys)
 
     def stamps(self, prefix: str) -> dict[str, str]:
-        paginator = self.s3.get_client().get_paginator("list_objects_v2")
+        paginator = self._s3().get_paginator("list_objects_v2")
         strip = len(self._key(""))
         found = {}
         for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key(prefix)):
