@@ -376,8 +376,9 @@ class Pipeline:
         return self.resources["io_manager"].load_input(context)
 
     def train(self, end: pd.Timestamp, tags: dict[str, str]) -> tuple[str | None, bool, str]:
-        """Features, training and evaluation with the window ending at ``end`` (no benchmark,
-        no Bento): the version registered, whether it was promoted, and the decision."""
+        """Splits, training and evaluation with the window ending at ``end`` (the features are
+        the stored days; no benchmark, no Bento): the version registered, whether it was
+        promoted, and the decision."""
         windows = ReplayWindows.ending(end, self.options.holdout_days, self.options.validation_days)
         selection = (
             self.dg.AssetSelection.assets(*SPLITS)
