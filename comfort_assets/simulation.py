@@ -22,7 +22,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -45,7 +44,10 @@ from comfort_assets.domain.replay import (
 HORIZON = 3
 SERVICE = "comfort_assets.serving.service:ComfortForecast"
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-INGESTION = ("raw_weather", "clean_weather", "weather_quarantine")
+#: a day's ingestion: raw weather → clean weather and quarantine → features (daily partitions)
+INGESTION = ("raw_weather", "clean_weather", "weather_quarantine", "comfort_features")
+SPLITS = ("training_set", "validation_set", "holdout_set")
+INGESTION_CONFIG = {"ops": {"comfort_features": {"config": {"horizon_h": HORIZON}}}}
 #: the replay's training recipe, cheap enough to run dozens of times: ridge candidates and
 #: one XGBoost parameter set (learning rate 0.1) cross-validated on time-ordered folds
 FAMILIES = ["ridge"]
@@ -271,7 +273,6 @@ def training_run_config(windows: ReplayWindows) -> dict[str, Any]:
     """The replay's cheap training recipe (see `SEARCH_SPACE`), the window ending on the day."""
     return {
         "ops": {
-            "comfort_features": {"config": {"horizon_h": HORIZON}},
             "chronological_splits": {"config": windows.split_config()},
             "candidate_models": {"config": {"families": FAMILIES, "random_states": SEEDS}},
             "tuned_model": {
@@ -306,6 +307,7 @@ class Pipeline:
         from comfort_assets.defs.ingestion.assets import WEATHER_PARTITIONS
 
         self.partitions = WEATHER_PARTITIONS
+        self.first_day = utc_day(WEATHER_PARTITIONS.get_partition_keys()[0])
 
     def _materialize(
         self, selection: Any, run_config: dict[str, Any] | None = None, **kwargs: Any
@@ -331,9 +333,11 @@ class Pipeline:
             raise UsageError("simulate replays a file-backed source (COMFORT_SOURCE=bundled|file)")
         return clean_observations(whole).clean
 
-    def ingest_range(self, first: pd.Timestamp, last: pd.Timestamp) -> None:
+    def ingest_range(self, first: pd.Timestamp, last: pd.Timestamp) -> Any:
+        """Days ``first``…``last`` in, as one run (as the daily schedule does)."""
         result = self._materialize(
             self.dg.AssetSelection.assets(*INGESTION),
+            INGESTION_CONFIG,
             tags={
                 "dagster/asset_partition_range_start": f"{first:%Y-%m-%d}",
                 "dagster/asset_partition_range_end": f"{last:%Y-%m-%d}",
@@ -341,33 +345,44 @@ class Pipeline:
         )
         if not result.success:
             raise RuntimeError(f"ingestion of {first:%Y-%m-%d}…{last:%Y-%m-%d} failed")
+        return result
 
     def ingest_and_monitor(self, day: pd.Timestamp) -> dict[str, bool]:
-        """Day ``day``'s weather in, then the monitoring assets of that day; check results."""
-        selection = self.dg.AssetSelection.assets(*INGESTION) | self.dg.AssetSelection.groups(
-            "monitoring"
-        )
+        """Day ``day``'s weather in (with the day before again, as the daily schedule does),
+        then the monitoring assets of that day; the check results of both runs."""
+        ingested = self.ingest_range(max(day - pd.Timedelta(days=1), self.first_day), day)
         config = {"rmse_factor": self.options.rmse_factor}
         result = self._materialize(
-            selection,
+            self.dg.AssetSelection.groups("monitoring"),
             partition_key=f"{day:%Y-%m-%d}",
             run_config={"ops": {"production_performance": {"config": config}}},
         )
         if not result.success:
-            raise RuntimeError(f"ingestion and monitoring of {day:%Y-%m-%d} failed")
-        return {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+            raise RuntimeError(f"monitoring of {day:%Y-%m-%d} failed")
+        evaluations = (
+            *ingested.get_asset_check_evaluations(),
+            *result.get_asset_check_evaluations(),
+        )
+        return {e.check_name: e.passed for e in evaluations}
 
     def clean_weather(self) -> pd.DataFrame:
-        io_manager = self.resources["io_manager"]
-        context = self.dg.build_input_context(asset_key=self.dg.AssetKey("clean_weather"))
-        return io_manager.load_input(context)
+        """Every stored day of `clean_weather`, read as an unpartitioned asset would."""
+        keys = self.partitions.get_partition_keys()
+        context = self.dg.build_input_context(
+            asset_key=self.dg.AssetKey("clean_weather"),
+            asset_partitions_def=self.partitions,
+            asset_partition_key_range=self.dg.PartitionKeyRange(keys[0], keys[-1]),
+        )
+        return self.resources["io_manager"].load_input(context)
 
     def train(self, end: pd.Timestamp, tags: dict[str, str]) -> tuple[str | None, bool, str]:
-        """Features, training and evaluation with the window ending at ``end`` (no benchmark,
-        no Bento): the version registered, whether it was promoted, and the decision."""
+        """Splits, training and evaluation with the window ending at ``end`` (the features are
+        the stored days; no benchmark, no Bento): the version registered, whether it was
+        promoted, and the decision."""
         windows = ReplayWindows.ending(end, self.options.holdout_days, self.options.validation_days)
-        selection = self.dg.AssetSelection.groups(
-            "features", "training", "evaluation"
+        selection = (
+            self.dg.AssetSelection.assets(*SPLITS)
+            | self.dg.AssetSelection.groups("training", "evaluation")
         ) - self.dg.AssetSelection.assets("benchmark_report", "bento")
         result = self._materialize(selection, run_config=training_run_config(windows), tags=tags)
         if not result.success:
@@ -538,9 +553,6 @@ def write_report(
 def run(options: Options) -> dict[str, Any]:
     started = time.perf_counter()
     home = _environment(options)
-    # one run holds the daily raw partition and the unpartitioned clean table: Dagster warns
-    # that their backfill policies differ, which is expected here
-    warnings.filterwarnings("ignore", message=".*varying BackfillPolicies.*")
     import httpx
 
     from comfort_assets.domain import monitoring as mon

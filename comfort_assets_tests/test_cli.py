@@ -199,7 +199,7 @@ def test_tags_name_the_command_the_user_and_the_options():
 
 
 def test_a_failed_run_is_recorded_under_its_job_and_reported_by_step(tmp_path, monkeypatch, capsys):
-    """One day of ingestion_job: the chronological split check must fail (a day has no
+    """One day of pipeline_job: the chronological split check must fail (a day has no
     train/validation/holdout), which is a real failure of the run."""
     from comfort_assets.cli_runs import launch
     from comfort_assets.definitions import defs
@@ -207,7 +207,7 @@ def test_a_failed_run_is_recorded_under_its_job_and_reported_by_step(tmp_path, m
     monkeypatch.setenv("COMFORT_HOME", str(tmp_path))
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
     tags = {"comfort/command": "test", "comfort/user": "tester"}
-    outcome = launch(defs, "ingestion_job", tags, partition_key="2013-07-01", verbose=True)
+    outcome = launch(defs, "pipeline_job", tags, partition_key="2013-07-01", verbose=True)
     assert not outcome.success
     captured = capsys.readouterr()
     assert "✓ raw_weather" in captured.out and "✗ chronological_splits" in captured.out
@@ -215,7 +215,7 @@ def test_a_failed_run_is_recorded_under_its_job_and_reported_by_step(tmp_path, m
 
     assert cli._report_failure(outcome) == 1
     err = capsys.readouterr().err.splitlines()
-    assert err[0].startswith("comfort: ingestion_job run ") and "FAILED" in err[0]
+    assert err[0].startswith("comfort: pipeline_job run ") and "FAILED" in err[0]
     assert any(
         line.startswith("  failed step chronological_splits: DagsterAssetCheckFailedError")
         for line in err
@@ -226,7 +226,7 @@ def test_a_failed_run_is_recorded_under_its_job_and_reported_by_step(tmp_path, m
     with dg.DagsterInstance.get() as instance:
         (run,) = instance.get_runs()
         assert run.run_id == outcome.run_id
-        assert run.job_name == "ingestion_job"
+        assert run.job_name == "pipeline_job"
         assert run.status == dg.DagsterRunStatus.FAILURE
         assert {k: run.tags[k] for k in tags} == tags
         assert run.tags["dagster/partition"] == "2013-07-01"

@@ -1,12 +1,16 @@
 """The Dagster wiring: graph shape, one-day runs, and checks that fail readably."""
 
+from datetime import UTC, datetime
+
 import dagster as dg
 import pandas as pd
 import pytest
 
 from comfort_assets import deployment
 from comfort_assets.definitions import ASSETS, defs
+from comfort_assets.defs.automation import daily_ingestion
 from comfort_assets.defs.ingestion import assets as ingestion
+from comfort_assets.domain.features import build_features
 from comfort_assets.resources.io_manager import ObjectStoreIOManager
 from comfort_assets.resources.object_store import LocalObjectStore
 from comfort_assets.resources.registry import ModelRegistry
@@ -138,6 +142,80 @@ def test_one_day_of_ingestion(tmp_path):
         materialization = instance.get_latest_materialization_event(dg.AssetKey("raw_weather"))
         assert materialization.asset_materialization.partition == "2013-07-01"
         assert materialization.asset_materialization.metadata["dagster/row_count"].value == 72
+
+
+INGESTED = ("raw_weather", "clean_weather", "weather_quarantine", "comfort_features")
+
+
+def _stored(tmp_path, asset: str) -> pd.DataFrame:
+    """Every stored day of ``asset``, read as an unpartitioned asset would read it."""
+    keys = ingestion.WEATHER_PARTITIONS.get_partition_keys()
+    context = dg.build_input_context(
+        asset_key=dg.AssetKey(asset),
+        asset_partitions_def=ingestion.WEATHER_PARTITIONS,
+        asset_partition_key_range=dg.PartitionKeyRange(keys[0], keys[-1]),
+    )
+    store = LocalObjectStore(root=str(tmp_path / "store"))
+    return ObjectStoreIOManager(store=store).load_input(context)
+
+
+def _by_key(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.sort_values(["station", "time_utc"]).reset_index(drop=True)
+
+
+def test_the_year_in_one_run_gives_the_whole_history_rows_and_a_day_run_the_same_day(
+    tmp_path, bundled_raw, bundled_clean
+):
+    """A 365-day backfill is one run whose daily partitions hold exactly the rows the
+    unpartitioned build made; running one day again afterwards rewrites the same rows."""
+    keys = ingestion.WEATHER_PARTITIONS.get_partition_keys()
+    with dg.instance_for_test() as instance:
+        result = dg.materialize(
+            ASSETS,
+            selection=dg.AssetSelection.assets(*INGESTED),
+            resources=_resources(tmp_path),
+            instance=instance,
+            tags={
+                "dagster/asset_partition_range_start": keys[0],
+                "dagster/asset_partition_range_end": keys[-1],
+            },
+        )
+        assert result.success
+        assert len(instance.get_runs()) == 1
+        for asset in INGESTED:
+            assert instance.get_materialized_partitions(dg.AssetKey(asset)) == set(keys)
+        whole_features = build_features(bundled_clean.clean, 3)
+        features = _stored(tmp_path, "comfort_features")
+        pd.testing.assert_frame_equal(_by_key(features), _by_key(whole_features))
+        clean = _stored(tmp_path, "clean_weather")
+        pd.testing.assert_frame_equal(_by_key(clean), _by_key(bundled_clean.clean))
+
+        day = "2013-07-01"
+        before = {a: _stored(tmp_path, a) for a in ("clean_weather", "comfort_features")}
+        result = dg.materialize(
+            ASSETS,
+            selection=dg.AssetSelection.assets(*INGESTED),
+            partition_key=day,
+            resources=_resources(tmp_path),
+            instance=instance,
+        )
+        assert result.success
+        one_day = result.output_for_node("comfort_features")
+        assert set(one_day["valid_at_utc"].dt.strftime("%Y-%m-%d")) == {day}
+        assert one_day["usable"].all() and len(one_day) == 72
+        for asset, frame in before.items():
+            pd.testing.assert_frame_equal(_by_key(_stored(tmp_path, asset)), _by_key(frame))
+
+
+def test_the_daily_schedule_ingests_yesterday_and_the_day_before_in_one_run():
+    context = dg.build_schedule_context(
+        scheduled_execution_time=datetime(2014, 3, 1, 1, tzinfo=UTC)
+    )
+    (request,) = daily_ingestion.evaluate_tick(context).run_requests
+    assert request.tags["dagster/asset_partition_range_start"] == "2013-12-30"
+    assert request.tags["dagster/asset_partition_range_end"] == "2013-12-31"
+    job = defs.resolve_job_def("ingestion_job")
+    assert {k.to_user_string() for k in job.asset_layer.selected_asset_keys} == set(INGESTED)
 
 
 class BrokenSource(WeatherSource):

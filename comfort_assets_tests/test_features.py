@@ -2,11 +2,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from comfort_assets.domain.cleaning import clean_days, clean_observations
 from comfort_assets.domain.comfort import discomfort_index
 from comfort_assets.domain.features import (
+    HISTORY_DAYS,
     OBSERVED,
     WINDOW_HOURS,
     build_features,
+    build_features_valid_between,
     feature_names,
     window_feature_matrix,
 )
@@ -120,3 +123,69 @@ def test_optional_observations_may_be_absent_but_required_ones_may_not():
     assert features["wind_u"].isna().all() and features["pressure_change_3h"].isna().all()
     with pytest.raises(ValueError, match="humidity_pct"):
         build_features(_series().drop(columns=["humidity_pct"]), 3)
+
+
+# --- daily partitions: a day built from its neighbours equals the whole history -----------
+def _day_of_clean(raw: pd.DataFrame, day: pd.Timestamp) -> pd.DataFrame:
+    """clean_weather's partition ``day``: the raw rows of the day and its neighbours."""
+    times = pd.to_datetime(raw["time_utc"], utc=True)
+    near = raw[(times >= day - pd.Timedelta(days=1)) & (times < day + pd.Timedelta(days=2))]
+    return clean_days(near, day, day + pd.Timedelta(days=1)).clean
+
+
+def _day_of_features(raw: pd.DataFrame, day: pd.Timestamp, horizon: int) -> pd.DataFrame:
+    """comfort_features' partition ``day`` from the clean partitions it maps to."""
+    history = [day - pd.Timedelta(days=d) for d in range(HISTORY_DAYS, -1, -1)]
+    clean = pd.concat([_day_of_clean(raw, d) for d in history], ignore_index=True)
+    return build_features_valid_between(clean, horizon, day, day + pd.Timedelta(days=1))
+
+
+def _by_key(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.sort_values(["station", "time_utc"]).reset_index(drop=True)
+
+
+@pytest.mark.parametrize("horizon", [3, 24])
+def test_a_day_of_features_equals_the_whole_history_build(bundled_raw, bundled_clean, horizon):
+    """Days at both ends of the year, around its longest gaps and through the year."""
+    whole = build_features(bundled_clean.clean, horizon)
+    days = pd.to_datetime(
+        ["2013-01-01", "2013-01-02", "2013-01-05", "2013-01-06", "2013-12-30", "2013-12-31"]
+        + [f"2013-{month:02d}-15" for month in range(2, 13)],
+        utc=True,
+    )
+    for day in days:
+        mine = _day_of_features(bundled_raw, day, horizon)
+        valid_at = whole["valid_at_utc"]
+        expected = whole[(valid_at >= day) & (valid_at < day + pd.Timedelta(days=1))]
+        assert len(mine) == len(expected), day
+        pd.testing.assert_frame_equal(_by_key(mine), _by_key(expected))
+
+
+def test_every_day_of_clean_weather_equals_the_whole_history_cleaning(bundled_raw, bundled_clean):
+    days = pd.date_range("2013-01-01", "2013-12-31", freq="D", tz="UTC")
+    daily = pd.concat([_day_of_clean(bundled_raw, d) for d in days], ignore_index=True)
+    pd.testing.assert_frame_equal(_by_key(daily), _by_key(bundled_clean.clean), check_dtype=False)
+
+
+def test_a_station_silent_for_days_leaves_missing_hours_not_a_broken_grid(bundled_raw):
+    """Silent longer than cleaning's context: while it is silent its days have no rows to
+    learn from either way; once it reports again the hours between are put back as missing,
+    so the days after equal the whole history's."""
+    times = pd.to_datetime(bundled_raw["time_utc"], utc=True)
+    silent = (bundled_raw["station"] == "EWR") & (times >= pd.Timestamp("2013-07-09", tz="UTC"))
+    silent &= times < pd.Timestamp("2013-07-12", tz="UTC")
+    raw = bundled_raw[~silent].reset_index(drop=True)
+    whole = build_features(clean_observations(raw).clean, 3)
+    for day in pd.date_range("2013-07-09", "2013-07-16", freq="D", tz="UTC"):
+        mine = _day_of_features(raw, day, 3)
+        valid_at = whole["valid_at_utc"]
+        expected = whole[(valid_at >= day) & (valid_at < day + pd.Timedelta(days=1))]
+        if day < pd.Timestamp("2013-07-12", tz="UTC"):
+            mine, expected = mine[mine["usable"]], expected[expected["usable"]]
+        pd.testing.assert_frame_equal(_by_key(mine), _by_key(expected))
+
+
+def test_gaps_longer_than_a_day_of_context_are_refused(bundled_raw):
+    day = pd.Timestamp("2013-07-01", tz="UTC")
+    with pytest.raises(ValueError, match="max_gap_hours=25"):
+        clean_days(bundled_raw, day, day + pd.Timedelta(days=1), max_gap_hours=25)

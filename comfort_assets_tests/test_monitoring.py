@@ -24,6 +24,7 @@ from comfort_assets.resources.object_store import LocalObjectStore
 from comfort_assets.resources.prediction_store import PredictionStore
 from comfort_assets.resources.registry import ModelRegistry
 from comfort_assets.resources.tracking import ExperimentTracker
+from comfort_assets_tests.daily_store import store_daily
 from comfort_assets_tests.test_notifier import webhook_server
 
 VERSION = "weather-predictor-001"
@@ -74,11 +75,10 @@ class Loop:
     def ingest(self, clean: pd.DataFrame) -> None:
         """Stand in for the ingestion group: store `clean_weather` and an empty quarantine."""
         io_manager = ObjectStoreIOManager(store=self.store)
-        for name, frame in (
-            ("clean_weather", clean.reset_index(drop=True)),
-            ("weather_quarantine", pd.DataFrame({"station": [], "time_utc": [], "reason": []})),
-        ):
-            io_manager.handle_output(dg.build_output_context(asset_key=dg.AssetKey(name)), frame)
+        days = sorted(clean["time_utc"].dt.strftime("%Y-%m-%d").unique())
+        store_daily(io_manager, "clean_weather", clean, days)
+        quarantine = pd.DataFrame({"station": [], "time_utc": pd.to_datetime([], utc=True)})
+        store_daily(io_manager, "weather_quarantine", quarantine.assign(reason=[]), days)
 
     def champion(self, training_end: str = "2013-09-01") -> None:
         card = {

@@ -17,6 +17,7 @@ from comfort_assets.resources.object_store import LocalObjectStore
 from comfort_assets.resources.prediction_store import PredictionStore
 from comfort_assets.resources.registry import ModelRegistry
 from comfort_assets.resources.tracking import ExperimentTracker
+from comfort_assets_tests.daily_store import store_daily
 from comfort_assets_tests.test_notifier import webhook_server
 
 
@@ -43,7 +44,7 @@ def _deployment(tmp_path, small_model, clean, webhook_url):
     version = registry.register(small_model, {"stations": ["EWR", "JFK", "LGA"], "metrics": {}})
     registry.promote(version, "test")
     io_manager = ObjectStoreIOManager(store=store)
-    io_manager.handle_output(dg.build_output_context(asset_key=dg.AssetKey("clean_weather")), clean)
+    store_daily(io_manager, "clean_weather", clean)
     resources = {
         "io_manager": io_manager,
         "object_store": store,

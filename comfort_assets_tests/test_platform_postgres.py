@@ -91,7 +91,7 @@ def test_the_production_instance_creates_its_schema_on_an_empty_database(instanc
 
 
 def test_a_partitioned_job_runs_and_reads_back_from_postgres(instance, database, tmp_path):
-    # the ingestion half: one day of features is too short for the chronological splits
+    # raw, clean and quarantine of one day (its features need the days before it)
     job = defs.resolve_job_def("ingestion_job").get_subset(
         asset_selection={dg.AssetKey(k) for k in INGESTED}
     )

@@ -9,6 +9,10 @@ Policy, so that nothing disappears silently:
   interpolated in time and flagged, longer gaps stay missing and are flagged too;
 - ``interpolated`` says a DI input (temperature or humidity) was filled, so it tells whether
   the DI of an hour was observed; ``interpolated_other`` says only other fields were filled.
+
+`clean_days` cleans a range of UTC days from the raw rows of those days and one day either
+side: a gap that can be filled (at most ``max_gap_hours`` ≤ 24) then has both its ends in
+view, so the day's rows are those the whole history gives, once the next day is in.
 """
 
 from __future__ import annotations
@@ -55,6 +59,8 @@ INTERPOLATED: tuple[str, ...] = (
     "visibility_km",
 )
 DEFAULT_MAX_GAP_HOURS = 3
+#: Hours of raw context `clean_days` sees on each side of its days (one day).
+CONTEXT_HOURS = 24
 UTC_NS = pd.DatetimeTZDtype(unit="ns", tz="UTC")
 FLAGS: tuple[str, ...] = ("observed", "interpolated", "interpolated_other", "gap")
 CLEAN_COLUMNS: tuple[str, ...] = ("station", "time_utc", *MEASURED, *FLAGS)
@@ -99,7 +105,8 @@ def clean_observations(
     missing_columns = [c for c in RAW_COLUMNS if c not in raw.columns]
     if missing_columns:
         raise ValueError(f"raw weather lacks columns {missing_columns}")
-    frame = raw.loc[:, list(RAW_COLUMNS)].reset_index(drop=True).copy()
+    raw = raw.reset_index(drop=True)  # quarantined rows are picked by position
+    frame = raw.loc[:, list(RAW_COLUMNS)].copy()
     frame["time_utc"] = pd.to_datetime(frame["time_utc"], utc=True, errors="coerce").astype(UTC_NS)
     frame["parse_error"] = frame["parse_error"].fillna("").astype(str)
     for column in MEASURED:
@@ -137,6 +144,34 @@ def clean_observations(
     kept["station"] = kept["station"].astype(str).str.strip()
     clean = _to_hourly_grid(kept, max_gap_hours)
     return CleaningResult(clean=clean, quarantine=quarantine)
+
+
+def clean_days(
+    raw: pd.DataFrame,
+    start: pd.Timestamp,
+    end: pd.Timestamp,
+    max_gap_hours: int = DEFAULT_MAX_GAP_HOURS,
+) -> CleaningResult:
+    """The clean and quarantined rows of [start, end), cleaned with the raw rows around them.
+
+    ``raw`` holds the days and, where they exist, the day before and the day after. A gap at
+    the end of the range stays open until the next day's raw rows are here; a station silent
+    for the whole context has no rows in the range (see `build_features_valid_between`).
+    """
+    if max_gap_hours > CONTEXT_HOURS:
+        raise ValueError(
+            f"max_gap_hours={max_gap_hours}: a day is cleaned with {CONTEXT_HOURS} h of context "
+            "on each side, so gaps longer than that cannot be filled the same way every day"
+        )
+    result = clean_observations(raw, max_gap_hours)
+    return CleaningResult(
+        clean=_between(result.clean, start, end), quarantine=_between(result.quarantine, start, end)
+    )
+
+
+def _between(frame: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
+    times = pd.to_datetime(frame["time_utc"], utc=True)
+    return frame.loc[(times >= start) & (times < end)].reset_index(drop=True)
 
 
 def _as_quarantine_table(rows: pd.DataFrame) -> pd.DataFrame:

@@ -3,9 +3,9 @@
 Every path ends in `feature_matrix`, which turns windows of hourly observations
 (shape ``(n, WINDOW_HOURS)``, the last column is the forecast origin t) into the
 feature matrix. `build_features` slides that window over a station's hourly
-series (training); `window_feature_matrix` takes the windows of one or many
-requests directly (serving). Features at t use nothing after t; only the target
-looks ahead.
+series (training; `build_features_valid_between` for the rows of some days);
+`window_feature_matrix` takes the windows of one or many requests directly (serving).
+Features at t use nothing after t; only the target looks ahead.
 """
 
 from __future__ import annotations
@@ -36,6 +36,9 @@ OBSERVED: tuple[str, ...] = (
 REQUIRED: tuple[str, ...] = ("temp_c", "humidity_pct")
 DI_CHANGE_LAGS: tuple[int, ...] = (1, 2, 3, 6, 12, 24)
 CYCLE_DAYS = (WINDOW_HOURS - 1) // 24
+#: Days of clean weather before a day that the rows forecasting into it need: the origin of
+#: the longest horizon is the day before, and its window reaches four days further back.
+HISTORY_DAYS = CYCLE_DAYS + 1
 WIND_VECTOR_FEATURES: tuple[str, ...] = (
     "wind_u",
     "wind_v",
@@ -228,7 +231,8 @@ def build_features(clean: pd.DataFrame, horizon: int = DEFAULT_HORIZON) -> pd.Da
             group["temp_c"].to_numpy(dtype=float), group["humidity_pct"].to_numpy(dtype=float)
         )
         target = np.full(n, np.nan)
-        target[: n - horizon] = di[horizon:]
+        if n > horizon:  # a short series (a station's first hours) has no target yet
+            target[: n - horizon] = di[horizon:]
         frame = pd.DataFrame(values, columns=names)
         frame.insert(0, "station", station)
         frame.insert(1, "time_utc", times)
@@ -240,3 +244,28 @@ def build_features(clean: pd.DataFrame, horizon: int = DEFAULT_HORIZON) -> pd.Da
     if not frames:
         raise ValueError("clean weather is empty: no station to build features for")
     return pd.concat(frames, ignore_index=True)
+
+
+def build_features_valid_between(
+    clean: pd.DataFrame, horizon: int, start: pd.Timestamp, end: pd.Timestamp
+) -> pd.DataFrame:
+    """The rows of `build_features` whose target time lies in [start, end).
+
+    ``clean`` covers [start − `HISTORY_DAYS` days, end): every window and target of those rows
+    is inside it, so they equal the rows built from the whole history. Hours a station did
+    not report at all (a silence longer than cleaning's context leaves them out of the grid)
+    are put back as missing, as the whole history's grid has them.
+    """
+    grids = []
+    for station, group in clean.groupby("station", sort=True, observed=True):
+        times = pd.DatetimeIndex(group["time_utc"])
+        if times.has_duplicates:
+            raise ValueError(f"station {station}: time_utc repeats an hour")
+        hours = pd.date_range(times.min(), times.max(), freq="h", name="time_utc")
+        grid = group.set_index(times).drop(columns="time_utc").reindex(hours)
+        grids.append(grid.assign(station=station).reset_index())
+    if not grids:
+        raise ValueError("clean weather is empty: no station to build features for")
+    features = build_features(pd.concat(grids, ignore_index=True), horizon)
+    valid_at = features["valid_at_utc"]
+    return features.loc[(valid_at >= start) & (valid_at < end)].reset_index(drop=True)

@@ -128,7 +128,9 @@ def resolve_windows(
 
 
 def chronological_split(features: pd.DataFrame, windows: SplitWindows) -> dict[str, pd.DataFrame]:
-    usable = features.loc[features["usable"]]
+    """Usable rows by split, in station and origin order whatever order the daily
+    partitions were stored in, so a fit does not depend on how the features were built."""
+    usable = features.loc[features["usable"]].sort_values(["station", "time_utc"])
     origin, target = usable["time_utc"], usable["valid_at_utc"]
     end = (
         windows.holdout_end

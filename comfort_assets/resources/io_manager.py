@@ -38,6 +38,13 @@ class ObjectStoreIOManager(dg.ConfigurableIOManager):
         name = "/".join(asset_key.path)
         return f"{self.prefix}/{name}/{partition or '__all__'}.{suffix}"
 
+    def stored_partitions(self, asset_key: dg.AssetKey) -> list[str]:
+        """The partition keys stored for an asset, sorted: what a reader outside a run (the
+        self-test) can load."""
+        prefix = f"{self.prefix}/{'/'.join(asset_key.path)}/"
+        stems = {key[len(prefix) :].rpartition(".")[0] for key in self.store.list_keys(prefix)}
+        return sorted(stems - {"__all__"})
+
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
         if obj is None:
             return

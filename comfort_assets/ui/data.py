@@ -51,8 +51,7 @@ def clean_weather(store: ObjectStore, start: datetime, end: datetime) -> pd.Data
     The one place the page gets observations: it could ask the service instead later."""
     start_ts, end_ts = (as_utc(moment) for moment in (start, end))
     days = pd.date_range(start_ts.floor("D"), end_ts.floor("D"), freq="D")
-    wanted = [f"{day:%Y-%m-%d}" for day in days] + [UNPARTITIONED]
-    found = (read_asset(store, "clean_weather", key) for key in wanted)
+    found = (read_asset(store, "clean_weather", f"{day:%Y-%m-%d}") for day in days)
     frames = [frame for frame in found if frame is not None]
     if not frames:
         return pd.DataFrame(columns=["station", "time_utc", "temp_c", "humidity_pct"])

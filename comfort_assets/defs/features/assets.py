@@ -4,7 +4,13 @@ import dagster as dg
 import pandas as pd
 
 from comfort_assets.checks import schema_check, schema_spec
-from comfort_assets.domain.features import DEFAULT_HORIZON, build_features, check_horizon
+from comfort_assets.defs.ingestion.assets import WEATHER_PARTITIONS
+from comfort_assets.domain.features import (
+    DEFAULT_HORIZON,
+    HISTORY_DAYS,
+    build_features_valid_between,
+    check_horizon,
+)
 from comfort_assets.domain.schemas import COMFORT_FEATURES
 from comfort_assets.domain.splits import (
     DEFAULT_HOLDOUT_FRACTION,
@@ -40,13 +46,31 @@ class SplitConfig(dg.Config):
 @dg.asset(
     group_name="features",
     kinds={"pandas", "numpy"},
+    partitions_def=WEATHER_PARTITIONS,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    # keyed by target time: a day's rows are complete once the day is ingested
+    metadata={"partition_expr": "valid_at_utc"},
+    ins={
+        "clean_weather": dg.AssetIn(
+            partition_mapping=dg.TimeWindowPartitionMapping(
+                start_offset=-HISTORY_DAYS, end_offset=0, allow_nonexistent_upstream_partitions=True
+            ),
+            metadata={"allow_missing_partitions": True},
+        )
+    },
     check_specs=[
         schema_spec("comfort_features", blocking=True, description="ComfortFeatures contract")
     ],
 )
-def comfort_features(config: FeatureConfig, clean_weather: pd.DataFrame):
-    """DI now, its changes, trends, daily cycle and calendar at each origin t; target DI(t+h)."""
-    features = build_features(clean_weather, check_horizon(config.horizon_h))
+def comfort_features(
+    context: dg.AssetExecutionContext, config: FeatureConfig, clean_weather: pd.DataFrame
+):
+    """DI now, its changes, trends, daily cycle and calendar at each origin t; target DI(t+h).
+    A partition holds the rows whose target time t+h falls on its day."""
+    window = context.partition_time_window
+    features = build_features_valid_between(
+        clean_weather, check_horizon(config.horizon_h), window.start, window.end
+    )
     unusable = features.loc[~features["usable"]]
     yield dg.Output(
         features,

@@ -5,7 +5,7 @@ import pandas as pd
 
 from comfort_assets.checks import schema_check, schema_spec
 from comfort_assets.deployment import weather_partitions
-from comfort_assets.domain.cleaning import clean_observations, station_coverage
+from comfort_assets.domain.cleaning import clean_days, station_coverage
 from comfort_assets.domain.partitions import DaySpan, check_overlap, outside
 from comfort_assets.domain.schemas import CleanWeather, RawWeather, WeatherQuarantine
 from comfort_assets.domain.units_check import findings_table, judge_units
@@ -49,7 +49,7 @@ def _units_check(raw: pd.DataFrame, judged: str) -> dg.AssetCheckResult:
 
 class CleaningConfig(dg.Config):
     max_gap_hours: int = 3
-    """Gaps of at most this many hours are interpolated; longer gaps stay missing."""
+    """Gaps of at most this many hours (≤ 24) are interpolated; longer gaps stay missing."""
 
 
 @dg.asset(
@@ -103,26 +103,45 @@ def raw_weather(context: dg.AssetExecutionContext, weather: WeatherSource):
 
 @dg.multi_asset(
     outs={
-        "clean_weather": dg.AssetOut(group_name="ingestion", kinds={"pandas"}),
-        "weather_quarantine": dg.AssetOut(group_name="ingestion", kinds={"pandas"}),
+        name: dg.AssetOut(
+            group_name="ingestion", kinds={"pandas"}, metadata={"partition_expr": "time_utc"}
+        )
+        for name in ("clean_weather", "weather_quarantine")
     },
-    ins={"raw_weather": dg.AssetIn(metadata={"allow_missing_partitions": True})},
+    ins={
+        "raw_weather": dg.AssetIn(
+            # the day before and the day after (when it exists) close a short gap at either end
+            partition_mapping=dg.TimeWindowPartitionMapping(
+                start_offset=-1, end_offset=1, allow_nonexistent_upstream_partitions=True
+            ),
+            metadata={"allow_missing_partitions": True},
+        )
+    },
+    partitions_def=WEATHER_PARTITIONS,
+    backfill_policy=dg.BackfillPolicy.single_run(),
     check_specs=[
         schema_spec("clean_weather", blocking=True, description="CleanWeather contract"),
         schema_spec("weather_quarantine", blocking=False, description="every row has a reason"),
     ],
 )
-def clean_weather(config: CleaningConfig, raw_weather: pd.DataFrame):
+def clean_weather(
+    context: dg.AssetExecutionContext, config: CleaningConfig, raw_weather: pd.DataFrame
+):
     """Hourly grid per station, duplicates removed, short gaps interpolated; rejected rows
-    go to `weather_quarantine` with their reason."""
-    result = clean_observations(raw_weather, max_gap_hours=config.max_gap_hours)
+    go to `weather_quarantine` with their reason. A day is cleaned from its raw rows and its
+    neighbours', so a day run costs a day, not the history."""
+    window = context.partition_time_window
+    result = clean_days(raw_weather, window.start, window.end, config.max_gap_hours)
     clean, quarantine = result.clean, result.quarantine
+    raw_times = pd.to_datetime(raw_weather["time_utc"], utc=True)
+    raw_rows = int(((raw_times >= window.start) & (raw_times < window.end)).sum())
     yield dg.Output(
         clean,
         output_name="clean_weather",
         metadata={
             **table_metadata(clean),
-            "raw_rows": dg.MetadataValue.int(len(raw_weather)),
+            "raw_rows": dg.MetadataValue.int(raw_rows),
+            "raw_rows_with_neighbours": dg.MetadataValue.int(len(raw_weather)),
             "quarantined_rows": dg.MetadataValue.int(len(quarantine)),
             "interpolated_hours": dg.MetadataValue.int(int(clean["interpolated"].sum())),
             "interpolated_other_hours": dg.MetadataValue.int(

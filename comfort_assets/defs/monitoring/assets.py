@@ -37,6 +37,17 @@ _LOG_WINDOW = dg.AssetIn(
 )
 
 
+def _clean_days_back(days: int) -> dg.AssetIn:
+    """`clean_weather` of the partition's day and the ``days`` before it."""
+    return dg.AssetIn(
+        "clean_weather",
+        partition_mapping=dg.TimeWindowPartitionMapping(
+            start_offset=-days, end_offset=0, allow_nonexistent_upstream_partitions=True
+        ),
+        metadata={"allow_missing_partitions": True},
+    )
+
+
 class PerformanceConfig(dg.Config):
     window_days: int = 7
     """Rolling window of forecasts (by valid time) ending with the partition's day."""
@@ -159,6 +170,8 @@ def _utc(text: str) -> pd.Timestamp:
     group_name=GROUP,
     kinds={"pandas", "sql"},
     metadata={"partition_expr": "valid_at"},
+    # actuals at valid time (the day), persistence at the origin (up to a day earlier)
+    ins={"clean_weather": _clean_days_back(1)},
 )
 def prediction_log(
     context: dg.AssetExecutionContext,
@@ -195,7 +208,8 @@ def prediction_log(
     partitions_def=WEATHER_PARTITIONS,
     group_name=GROUP,
     kinds={"pandas"},
-    ins={"prediction_log": _LOG_WINDOW},
+    # the longest rolling window of forecasts, and the day before it for their origins
+    ins={"prediction_log": _LOG_WINDOW, "clean_weather": _clean_days_back(HISTORY_DAYS)},
     check_specs=[
         dg.AssetCheckSpec(
             "rmse_vs_holdout",
@@ -264,7 +278,15 @@ def production_performance(
     partitions_def=WEATHER_PARTITIONS,
     group_name=GROUP,
     kinds={"pandas", "scipy"},
-    ins={"prediction_log": _LOG_WINDOW},
+    ins={
+        "prediction_log": _LOG_WINDOW,
+        # the reference is the champion's training window, which may be the whole history:
+        # every stored day is read (the one monitoring input that grows with the history)
+        "clean_weather": dg.AssetIn(
+            partition_mapping=dg.AllPartitionMapping(),
+            metadata={"allow_missing_partitions": True},
+        ),
+    },
     check_specs=[
         dg.AssetCheckSpec(
             "seasonal_drift",
@@ -338,6 +360,7 @@ def feature_drift(
     partitions_def=WEATHER_PARTITIONS,
     group_name=GROUP,
     kinds={"pandas"},
+    ins={"clean_weather": _clean_days_back(QUALITY_HISTORY_DAYS)},
     check_specs=[
         dg.AssetCheckSpec(
             "day_complete",

@@ -8,8 +8,10 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
+from comfort_assets.defs.ingestion.assets import WEATHER_PARTITIONS
 from comfort_assets.domain.comfort import discomfort_index
 from comfort_assets.domain.features import (
+    HISTORY_DAYS,
     OBSERVED,
     WINDOW_HOURS,
     feature_names,
@@ -70,9 +72,19 @@ def self_test(
     notifier: Notifier,
 ) -> None:
     def latest_clean() -> pd.DataFrame:
-        """`clean_weather` as the assets stored it (reading it is part of the test)."""
+        """The latest stored days of `clean_weather` as the assets stored them (reading them
+        is part of the test): enough days for a forecast window."""
         io_manager = ObjectStoreIOManager(store=object_store)
-        return io_manager.load_input(dg.build_input_context(asset_key=dg.AssetKey("clean_weather")))
+        asset = dg.AssetKey("clean_weather")
+        days = io_manager.stored_partitions(asset)[-(HISTORY_DAYS + 1) :]
+        if not days:
+            raise RuntimeError("clean_weather has no stored day")
+        context = dg.build_input_context(
+            asset_key=asset,
+            asset_partitions_def=WEATHER_PARTITIONS,
+            asset_partition_key_range=dg.PartitionKeyRange(days[0], days[-1]),
+        )
+        return io_manager.load_input(context)
 
     clean_weather = pd.DataFrame()
 
