@@ -60,7 +60,6 @@ SEARCH_SPACE: dict[str, list[float]] = {
     "colsample_bytree": [0.8],
 }
 TUNING_FOLDS = 2
-DAGSTER_YAML = "telemetry:\n  enabled: false\nnux:\n  enabled: false\n"
 
 
 class UsageError(Exception):
@@ -158,7 +157,9 @@ def _environment(options: Options) -> Path:
     home = options.out / "home"
     dagster_home = home / "dagster"
     dagster_home.mkdir(parents=True, exist_ok=True)
-    (dagster_home / "dagster.yaml").write_text(DAGSTER_YAML)
+    from comfort_assets.cli_runs import INSTANCE_SETTINGS
+
+    (dagster_home / "dagster.yaml").write_text(INSTANCE_SETTINGS)
     os.environ.update(
         {
             "COMFORT_ENV": "local",
