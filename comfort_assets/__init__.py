@@ -8,7 +8,13 @@ The code location's `Definitions` live in `comfort_assets.definitions` (built fr
 
 from __future__ import annotations
 
+import os
 from typing import Any
+
+# XGBoost's OpenMP threads spin while they wait for work; on a machine where anything else
+# runs (a test beside a test, the replay beside the service) the spinning takes the cores:
+# three fits took 307 s instead of 9.5 s (docs/pitfalls.md). Read once, when OpenMP loads.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 __all__ = ["code_location"]
 

@@ -157,11 +157,12 @@ def _environment(options: Options) -> Path:
     home = options.out / "home"
     dagster_home = home / "dagster"
     dagster_home.mkdir(parents=True, exist_ok=True)
-    from comfort_assets.cli_runs import INSTANCE_SETTINGS
+    from comfort_assets.cli_runs import INSTANCE_SETTINGS, PLANNED_EVENTS
 
     (dagster_home / "dagster.yaml").write_text(INSTANCE_SETTINGS)
     os.environ.update(
         {
+            **PLANNED_EVENTS,
             "COMFORT_ENV": "local",
             "COMFORT_HOME": str(home),
             "DAGSTER_HOME": str(dagster_home),
