@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -40,6 +39,7 @@ from comfort_assets.domain.replay import (
     utc_day,
     weekly_table,
 )
+from comfort_assets.processes import stop_process_group
 
 HORIZON = 3
 SERVICE = "comfort_assets.serving.service:ComfortForecast"
@@ -222,14 +222,7 @@ def serve(home: Path) -> Iterator[str]:
             time.sleep(0.3)
         yield url
     finally:
-        with suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            with suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop_process_group(process)
         log.close()
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -22,6 +21,7 @@ import pandas as pd
 
 from comfort_assets.domain.features import build_features, feature_names
 from comfort_assets.domain.modeling import TrainingData, fit_model
+from comfort_assets.processes import stop_process_group
 from comfort_assets.resources.io_manager import ObjectStoreIOManager
 from comfort_assets.resources.object_store import LocalObjectStore
 from comfort_assets.resources.registry import ModelRegistry
@@ -145,14 +145,7 @@ def bento_process(
             time.sleep(0.3)
         yield Served(url, process, log_path)
     finally:
-        with suppress(ProcessLookupError):  # the group, also a worker left by its parent
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            with suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop_process_group(process)
         log.close()
 
 

@@ -7,17 +7,17 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 
+from comfort_assets.processes import stop_process_group
 from comfort_assets.serving.schemas import DOCUMENT_TITLE
 from comfort_assets_tests.serving_fixtures import bento_server, free_port, register_champion
 from comfort_assets_tests.ui_fixtures import VERSION, clean_days, fake_service, ingest
@@ -192,14 +192,7 @@ def dagster_ui(pipeline_home) -> Iterator[str]:
             wait_until_up(f"{url}/server_info", process, log_path, 180)
             yield url
         finally:
-            with suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                with suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+            stop_process_group(process, timeout=30)
 
 
 def assert_uncovered(locator) -> None:
