@@ -52,10 +52,10 @@ def read_offline_run(run_dir: Path) -> dict[str, Any]:
         record = pb.Record()
         record.ParseFromString(raw)
         kind = record.WhichOneof("record_type")
-        if kind == "run":
-            out["name"] = record.run.display_name
-            out["group"] = record.run.run_group
-            out["tags"] = list(record.run.tags)
+        if kind == "run":  # a later run record may be an update that leaves fields empty
+            out["name"] = record.run.display_name or out["name"]
+            out["group"] = record.run.run_group or out["group"]
+            out["tags"] = list(record.run.tags) or out["tags"]
             for item in record.run.config.update:
                 out["config"][item.key] = json.loads(item.value_json)
         elif kind == "history":
