@@ -172,7 +172,8 @@ class PredictionStore(dg.ConfigurableResource):
             return
         parameters = self._parameters(rows)
         for attempt, delay in enumerate((0.0, *RETRY_DELAYS_S)):
-            time.sleep(delay)
+            if delay:  # even sleep(0) gives the core away: 0.1–0.2 ms per commit under load
+                time.sleep(delay)
             try:
                 with self.engine.begin() as connection:
                     connection.exec_driver_sql(self._insert_sql(attempt > 0), parameters)
