@@ -108,7 +108,9 @@ def load_champion(registry: ModelRegistry) -> Champion:
     missing = [name for name in model.feature_names if name not in built]
     if missing:
         raise ValueError(f"{version} needs features the builder no longer makes: {missing}")
-    return Champion(version, model, card, [built.index(name) for name in model.feature_names])
+    # served as one booster: one XGBoost call per batch, not one per ensemble member
+    columns = [built.index(name) for name in model.feature_names]
+    return Champion(version, model.fused(), card, columns)
 
 
 class Forecaster:
