@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import sqlite3
+import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -116,6 +118,42 @@ def test_sqlite_runs_in_wal_mode(tmp_path):
     store.create()
     with store.engine.connect() as connection:
         assert connection.execute(sa.text("PRAGMA journal_mode")).scalar() == "wal"
+
+
+def _rows_in_database_file(path) -> int:
+    """Rows a reader sees in the database file alone, without the write-ahead log."""
+    copy = path.with_name("copy.db")
+    copy.write_bytes(path.read_bytes())
+    with sqlite3.connect(copy) as connection:
+        return connection.execute("SELECT count(*) FROM predictions").fetchone()[0]
+
+
+def test_sqlite_commits_leave_checkpoints_to_the_background(tmp_path):
+    path = tmp_path / "p.db"
+    store = PredictionStore(url=f"sqlite:///{path}")
+    store.create()
+    store.checkpoint()  # the table itself
+    for _ in range(300):  # well past SQLite's default of a checkpoint per 1000 log pages
+        store.insert([row()])
+    assert _rows_in_database_file(path) == 0  # committed, in the log only
+    store.checkpoint()
+    assert _rows_in_database_file(path) == 300
+
+
+def test_the_writer_checkpoints_by_itself(tmp_path):
+    path = tmp_path / "p.db"
+    store = PredictionStore(url=f"sqlite:///{path}")
+    store.create()
+    store.checkpoint()
+    writer = PredictionWriter(store, checkpoint_seconds=0.01)
+    try:
+        asyncio.run(writer.write([row() for _ in range(5)]))
+        deadline = time.monotonic() + 30
+        while _rows_in_database_file(path) < 5 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        writer.close()
+    assert _rows_in_database_file(path) == 5
 
 
 def test_urls_and_table_names():

@@ -1,0 +1,67 @@
+"""Serving an XGBoost ensemble fused (one booster, its trees as arrays) must not change a
+forecast, whatever the batch size."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from comfort_assets.domain.modeling import (
+    DEFAULT_PARAMS,
+    SMALL_BATCH_ROWS,
+    FusedBooster,
+    TrainingData,
+    TreeArrays,
+    average,
+    fit_model,
+)
+
+FAST = {"n_estimators": 40, "learning_rate": 0.3, "early_stopping_rounds": 5}
+
+
+def _data(seed: int, n: int = 400) -> TrainingData:
+    rng = np.random.default_rng(seed)
+    features = rng.normal(size=(n, 5))
+    features[rng.random(features.shape) < 0.1] = np.nan  # optional inputs go missing
+    change = np.nan_to_num(features[:, 0]) * 2 - np.nan_to_num(features[:, 1]) ** 2
+    return TrainingData(features, change + rng.normal(0, 0.1, n), rng.normal(20, 3, n))
+
+
+@pytest.fixture(scope="module")
+def ensemble():
+    train, validation = _data(0), _data(1)
+    names = [f"f{i}" for i in range(5)]
+    members = [fit_model("xgboost", train, validation, names, 3, seed, FAST) for seed in (0, 1, 2)]
+    return average(members)
+
+
+@pytest.mark.parametrize("rows", [1, 2, SMALL_BATCH_ROWS, SMALL_BATCH_ROWS + 1, 400])
+def test_fused_ensemble_forecasts_the_members_mean(ensemble, rows):
+    fused = ensemble.fused()
+    assert len(ensemble.members) == 3 and len(fused.members) == 1
+    x = _data(2).features[:rows]
+    np.testing.assert_allclose(fused.predict_change(x), ensemble.predict_change(x), atol=1e-5)
+    assert (fused.feature_names, fused.horizon_h, fused.seeds) == (
+        ensemble.feature_names,
+        ensemble.horizon_h,
+        ensemble.seeds,
+    )
+
+
+def test_tree_arrays_walk_each_tree_as_xgboost_does(ensemble):
+    booster = ensemble.members[0]
+    trees = TreeArrays.from_booster(booster)
+    x = _data(3).features
+    x[:, 2] = np.inf  # beyond every threshold: always the right child
+    x[0] = np.nan  # every value missing: always the default child
+    np.testing.assert_allclose(trees.predict(x), booster.inplace_predict(x), atol=1e-5)
+    assert 0 < trees.depth <= DEFAULT_PARAMS["xgboost"]["max_depth"]
+
+
+def test_a_single_booster_is_served_by_its_arrays_other_families_as_they_are(ensemble):
+    data = _data(0)
+    ridge = fit_model("ridge", data, data, [f"f{i}" for i in range(5)], 3)
+    single = fit_model("xgboost", data, _data(1), [f"f{i}" for i in range(5)], 3, 0, FAST)
+    assert ridge.fused() is ridge
+    (served,) = single.fused().members
+    assert isinstance(served, FusedBooster) and served.booster is single.members[0]

@@ -1,0 +1,40 @@
+"""The window check's fast path accepts only what the full check accepts."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from comfort_assets.domain.cleaning import VALID_RANGES
+from comfort_assets.domain.features import OBSERVED, WINDOW_HOURS
+from comfort_assets.serving.schemas import _check_window, _plainly_valid
+
+
+def _accepted(values: list, name: str) -> bool:
+    try:
+        _check_window(values, name)
+    except ValueError:
+        return False
+    return True
+
+
+def _windows(name: str) -> list[list]:
+    """Plain windows and every kind of bad one: gaps, NaN, ±inf, out of range, fractions."""
+    low, high = VALID_RANGES[name]
+    rng = np.random.default_rng(0)
+    plain = rng.uniform(max(low, 2.0), high, WINDOW_HOURS).tolist()
+    windows = [plain, [int(v) for v in plain], [None] * WINDOW_HOURS, [0.5] * WINDOW_HOURS]
+    for i in (0, 50, WINDOW_HOURS - 1):
+        for bad in (None, math.nan, math.inf, -math.inf, low - 1, high + 1, 1e308):
+            windows.append([*plain[:i], bad, *plain[i + 1 :]])
+    windows.append([1e308] * WINDOW_HOURS)
+    return windows
+
+
+@pytest.mark.parametrize("name", OBSERVED)
+def test_the_fast_path_never_accepts_what_the_full_check_refuses(name):
+    outcomes = [(_plainly_valid(w, name), _accepted(w, name)) for w in _windows(name)]
+    assert all(full for fast, full in outcomes if fast)
+    assert outcomes[0] == (True, True)  # a plain window takes the fast path
