@@ -148,6 +148,8 @@ def test_a_winning_challenger_moves_the_pointer_and_a_losing_one_is_a_successful
         assert registry.card(second)["promotion"] == {
             "promoted": False,
             "reason": check.metadata["decision"].value,
+            "champion_before": first,
+            "champion_rmse": pytest.approx(check.metadata["champion_rmse"].value, abs=5e-5),
         }
         meta = instance.get_latest_materialization_event(
             dg.AssetKey("challenger_model")
