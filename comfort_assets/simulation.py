@@ -533,8 +533,10 @@ def write_report(
         "validation; no benchmark report, no Bento",
         f"- expanding window from the first day; validation {o.validation_days} days, holdout the "
         f"last {o.holdout_days} days before the retrain day",
-        f"- retrain sensor cooldown {o.cooldown_days:g} simulated days; decay when production "
-        f"RMSE > holdout RMSE × {o.rmse_factor:g} or a station is worse than persistence",
+        f"- retrain sensor cooldown {o.cooldown_days:g} simulated days; decay when the "
+        f"champion's RMSE over a full week of its forecasts > its latest holdout RMSE × "
+        f"{o.rmse_factor:g} or a station is worse than persistence; out of domain when over 10 % "
+        "of a station's served inputs lie outside the weather it was trained and tested on",
         f"- forecasts over HTTP: {sum(replay.versions_served.values())} served, "
         f"{replay.rejected_requests} rejected windows; versions served: "
         + ", ".join(f"{k} ({v})" for k, v in sorted(replay.versions_served.items())),

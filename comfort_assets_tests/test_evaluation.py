@@ -100,7 +100,12 @@ def test_the_card_records_the_decision_and_the_ensemble_members(ridge, splits, c
     report = replace(report, wandb_runs=("offline:a", "offline:b"))
     decision = judge_challenger(ridge, splits["holdout"], "weather-predictor-001", ridge)
     card = model_card(report, decision, splits["training"], splits["holdout"], "1.0+abc", "r1")
-    assert card["promotion"] == {"promoted": False, "reason": decision.reason}
+    assert card["promotion"] == {
+        "promoted": False,
+        "reason": decision.reason,
+        "champion_before": "weather-predictor-001",
+        "champion_rmse": decision.champion_rmse,
+    }
     assert card["members"] == ["xgboost (seed average)", "random_forest (seed average)"]
     assert card["model_choice"] == "ensemble" and card["stations"] == ["EWR", "JFK", "LGA"]
     assert card["metrics"]["holdout_rmse"] == decision.challenger_rmse

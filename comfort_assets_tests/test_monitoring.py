@@ -131,6 +131,17 @@ class Loop:
         assert set(checks) == CHECKS
         return result, checks
 
+    def log(self, day: str) -> None:
+        """Only the day's `prediction_log` (as each day's monitoring run stores it)."""
+        result = dg.materialize(
+            ASSETS,
+            selection=dg.AssetSelection.assets("prediction_log"),
+            partition_key=day,
+            resources=self.resources,
+            instance=self.instance,
+        )
+        assert result.success
+
     def tick(self):
         context = dg.build_sensor_context(
             instance=self.instance,
@@ -185,13 +196,17 @@ def test_a_clean_day_passes_every_check_and_nothing_is_retrained(loop, webhook, 
 def test_decay_retrains_once_within_the_cooldown_with_reason_and_figures(
     loop, webhook, bundled_clean
 ):
-    for day in ("2013-07-10", "2013-07-11"):
-        loop.serve(bundled_clean.clean, day, worse_than_persistence)
+    # the seed's rule judges the champion on a full week of its forecasts
+    for day in pd.date_range("2013-07-04", "2013-07-11", freq="D"):
+        loop.serve(bundled_clean.clean, f"{day:%Y-%m-%d}", worse_than_persistence)
+        if day < pd.Timestamp("2013-07-10"):
+            loop.log(f"{day:%Y-%m-%d}")
     _, checks = loop.monitor("2013-07-10")
     rmse_check = checks["rmse_vs_holdout"]
     assert not rmse_check.passed and not checks["skill_vs_persistence"].passed
     assert rmse_check.metadata["figure"].value > HOLDOUT_RMSE * 1.1
     assert rmse_check.metadata["threshold"].value == pytest.approx(HOLDOUT_RMSE * 1.1)
+    assert rmse_check.metadata["holdout_rmse_from"].value == f"{VERSION}'s own holdout"
 
     first = loop.tick()
     (request,) = first.run_requests

@@ -112,9 +112,11 @@ def test_input_domain_flags_a_much_hotter_station_not_a_normal_one(inputs):
 
 # --- performance ------------------------------------------------------------------------
 def _log(actual, prediction, persistence, station="JFK", version="v1", pending=0):
+    """Hourly forecasts from 2013-07-01 (so 24 rows cover one day)."""
     n = len(actual)
     return pd.DataFrame(
         {
+            "valid_at": pd.date_range("2013-07-01", periods=n + pending, freq="h", tz=UTC),
             "station": [station] * (n + pending),
             "model_version": [version] * (n + pending),
             "actual": [*actual, *[np.nan] * pending],
@@ -136,6 +138,7 @@ def test_performance_per_station_and_version_with_skill_against_persistence():
     assert table.loc["HOT", "skill"] == pytest.approx(-0.5)
     assert table.loc["HOT", "bias"] == pytest.approx(3.0)
     assert table.loc[mon.ALL, "rows"] == 60
+    assert table.loc["JFK", "days"] == 2  # 30 hourly forecasts from midnight
 
 
 @pytest.mark.parametrize(
@@ -149,6 +152,64 @@ def test_the_seed_rule_rmse_above_holdout_times_1_1(production_rmse, passed):
     assert finding.threshold == pytest.approx(2.2)
     assert finding.figure == pytest.approx(production_rmse)
     assert "v1" in finding.message
+
+
+def test_the_seed_rule_waits_for_a_full_window_of_days():
+    """One bad day is not judged when the rule asks for a week; the same errors over a
+    week are, and a week as good as the holdout stays quiet."""
+    day, week = np.full(24, 70.0), np.full(24 * 7, 70.0)
+    one_day = mon.performance_table(_log(day, day + 3.0, day + 5))
+    finding = mon.rmse_decay(one_day, "v1", holdout_rmse=2.0, min_days=7)
+    assert finding.passed and np.isnan(finding.figure)
+    assert "1 day(s)" in finding.message and "not judged" in finding.message
+    assert not mon.rmse_decay(one_day, "v1", holdout_rmse=2.0, min_days=1).passed
+    bad_week = mon.performance_table(_log(week, week + 3.0, week + 5))
+    finding = mon.rmse_decay(bad_week, "v1", holdout_rmse=2.0, min_days=7)
+    assert not finding.passed and finding.figure == pytest.approx(3.0)
+    assert "7 days" in finding.message
+    good_week = mon.performance_table(_log(week, week + 2.0, week + 5))
+    assert mon.rmse_decay(good_week, "v1", holdout_rmse=2.0, min_days=7).passed
+
+
+def _card(version, holdout_rmse, judged=None, champion_rmse=None, holdout_end=None):
+    """A model card; ``judged``: the champion it was judged against on a holdout ending
+    ``holdout_end``, which scored that champion ``champion_rmse``."""
+    card = {"version": version, "metrics": {"holdout_rmse": holdout_rmse}}
+    if judged:
+        card["promotion"] = {
+            "promoted": False,
+            "champion_before": judged,
+            "champion_rmse": champion_rmse,
+        }
+        card["holdout_window"] = {"start": "2013-01-01", "end": holdout_end}
+    return card
+
+
+def test_the_champions_holdout_rmse_is_the_freshest_the_promotion_gate_measured():
+    champion = _card("v1", 2.0)
+    assert mon.latest_holdout_rmse("v1", champion, []) == (2.0, "v1's own holdout")
+    later = [
+        _card("v3", 2.4, judged="v1", champion_rmse=2.5, holdout_end="2013-11-27T02:00:00+00:00"),
+        _card("v2", 2.2, judged="v1", champion_rmse=2.3, holdout_end="2013-11-13T02:00:00+00:00"),
+        _card("v4", 1.9, judged="v0", champion_rmse=9.9, holdout_end="2013-12-27T02:00:00+00:00"),
+        {"version": "v5", "metrics": {"holdout_rmse": 2.1}},  # a card of older code
+    ]
+    figure, source = mon.latest_holdout_rmse("v1", champion, later)
+    assert figure == 2.5 and "2013-11-27" in source and "v3" in source
+    # a challenger that could not score the champion (another horizon) leaves the figure
+    unscored = _card("v6", 2.0, judged="v1", champion_rmse=None, holdout_end="2013-12-30")
+    assert mon.latest_holdout_rmse("v1", champion, [unscored])[0] == 2.0
+
+
+def test_the_reference_window_runs_from_training_to_the_end_of_the_holdout():
+    card = {
+        "training_window": {"start": "2013-01-05T00:00:00+00:00", "end": "2013-03-04T02:00:00"},
+        "holdout_window": {"start": "2013-03-18T00:00:00+00:00", "end": "2013-04-01T02:00:00"},
+    }
+    assert mon.reference_window(card) == (ts("2013-01-05"), ts("2013-04-01 02:00"))
+    del card["holdout_window"]
+    assert mon.reference_window(card) == (ts("2013-01-05"), ts("2013-03-04 02:00"))
+    assert mon.reference_window({}) == (None, None)
 
 
 def test_decay_is_not_judged_on_too_few_forecasts():

@@ -145,12 +145,14 @@ def test_a_winning_challenger_moves_the_pointer_and_a_losing_one_is_a_successful
         assert "comfort promote" in check.description
         second = registry.versions()[1]
         assert registry.champion() == first
-        assert registry.card(second)["promotion"] == {
-            "promoted": False,
-            "reason": check.metadata["decision"].value,
-        }
         meta = instance.get_latest_materialization_event(
             dg.AssetKey("challenger_model")
         ).asset_materialization.metadata
+        assert registry.card(second)["promotion"] == {
+            "promoted": False,
+            "reason": check.metadata["decision"].value,
+            "champion_before": first,
+            "champion_rmse": pytest.approx(meta["champion_rmse"].value, abs=5e-5),
+        }
         assert meta["promoted"].value is False and meta["champion_now"].value == first
         assert isinstance(meta["champion_rmse"].value, float)

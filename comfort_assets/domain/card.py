@@ -45,5 +45,11 @@ def model_card(
         "code_version": code_version,
         "wandb_runs": list(report.wandb_runs),
         "dagster_run_id": dagster_run_id,
-        "promotion": {"promoted": decision.promoted, "reason": decision.reason},
+        "promotion": {
+            "promoted": decision.promoted,
+            "reason": decision.reason,
+            # the standing champion scored on this holdout (monitoring's freshest figure of it)
+            "champion_before": decision.champion_before,
+            "champion_rmse": decision.champion_rmse,
+        },
     }

@@ -121,9 +121,9 @@ def retrain_tags(reason: str, trigger: CheckOutcome, failed: Iterable[CheckOutco
     job_name=RETRAINING_JOB,
     minimum_interval_seconds=300,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Retrains when monitoring finds decay (RMSE over holdout × 1.1, or a station "
-    "worse than persistence) or inputs out of the champion's domain; drift alone does not. "
-    "One request per cooldown.",
+    description="Retrains when monitoring finds decay (a week's RMSE over the champion's "
+    "latest holdout RMSE × 1.1, or a station worse than persistence) or inputs out of the "
+    "champion's domain; drift alone does not. One request per cooldown.",
 )
 def monitoring_retrain_sensor(context: dg.SensorEvaluationContext, notifier: Notifier):
     cursor = RetrainCursor.parse(context.cursor)
