@@ -13,8 +13,11 @@ from typing import Any
 
 # XGBoost's OpenMP threads spin while they wait for work; on a machine where anything else
 # runs (a test beside a test, the replay beside the service) the spinning takes the cores:
-# three fits took 307 s instead of 9.5 s (docs/pitfalls.md). Read once, when OpenMP loads.
+# three fits took 307 s instead of 9.5 s. Sleeping at once costs 2× alone; a short spin
+# first keeps most of the speed alone and under load (docs/pitfalls.md). Read once, when
+# OpenMP loads.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("GOMP_SPINCOUNT", "1000")
 
 __all__ = ["code_location"]
 
