@@ -164,8 +164,18 @@ def _terminal(stream: TextIO) -> Iterator[TextIO]:
 
 
 #: a new instance's ``dagster.yaml``: telemetry would try the network at every run (this
-#: platform runs offline), and the onboarding pop-up would cover the UI on its first load
-INSTANCE_SETTINGS = "telemetry:\n  enabled: false\nnux:\n  enabled: false\n"
+#: platform runs offline), the onboarding pop-up would cover the UI on its first load, and
+#: Dagster's SQLite event log, which reconnects and syncs to disk for every event, is kept
+#: with open connections (`comfort_assets.instance_storage`)
+INSTANCE_SETTINGS = """\
+telemetry:
+  enabled: false
+nux:
+  enabled: false
+event_log_storage:
+  module: comfort_assets.instance_storage
+  class: LocalEventLogStorage
+"""
 #: a single-run backfill over the year plans one event per asset, not one per asset and day
 #: (1,460 SQLite writes, ~10 s of every `comfort run`); its one cost: a run that fails does
 #: not mark each planned day as failed (docs/pitfalls.md)

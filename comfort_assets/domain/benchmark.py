@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import numpy.typing as npt
@@ -12,11 +13,10 @@ import pandas as pd
 
 from comfort_assets.domain.features import feature_names
 from comfort_assets.domain.metrics import scores
-from comfort_assets.domain.modeling import fit_model
+from comfort_assets.domain.modeling import fit_model, fit_side_by_side
 from comfort_assets.domain.training import horizon_of, split_data
-from comfort_assets.domain.tuning import chronological_holdout, expanding_folds
+from comfort_assets.domain.tuning import Fold, chronological_holdout, expanding_folds
 
-Fold = tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]
 #: the last tenth of a training block stops XGBoost early; the test block is never seen
 EARLY_STOP_FRACTION = 0.1
 
@@ -65,19 +65,24 @@ def run_benchmark(
     horizon = horizon_of(pool)
     names = feature_names(horizon)
     data = split_data(pool)
+
+    def fold_forecasts(fold: Fold, family: str, n_jobs: int) -> npt.NDArray[np.float64]:
+        train_index, test_index = fold
+        cut = int(len(train_index) * (1 - EARLY_STOP_FRACTION))
+        fit, stop = data.subset(train_index[:cut]), data.subset(train_index[cut:])
+        test = data.subset(test_index)
+        model = fit_model(family, fit, stop, names, horizon, seed, n_jobs=n_jobs)
+        return model.predict_di(test.features, test.di_now)
+
+    forecasts = fit_side_by_side(
+        [partial(fold_forecasts, fold, f) for s in schemes for fold in s.folds for f in families]
+    )
     frames = []
     for scheme in schemes:
         fold_frames = []
-        for train_index, test_index in scheme.folds:
-            cut = int(len(train_index) * (1 - EARLY_STOP_FRACTION))
-            fit, stop = data.subset(train_index[:cut]), data.subset(train_index[cut:])
+        for _, test_index in scheme.folds:
             test = data.subset(test_index)
-            predictions = {
-                f: fit_model(f, fit, stop, names, horizon, seed).predict_di(
-                    test.features, test.di_now
-                )
-                for f in families
-            }
+            predictions = {f: next(forecasts) for f in families}
             predictions["ensemble"] = np.mean([predictions[f] for f in families], axis=0)
             predictions["persistence"] = test.di_now
             fold = pd.DataFrame(

@@ -8,9 +8,11 @@ several; it serialises to XGBoost's own UBJ or skops, never bare pickle.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -310,7 +312,10 @@ def _predict(member: Any, features: npt.NDArray[np.float64]) -> npt.NDArray[np.f
 SKOPS_TYPES = frozenset({"numpy.dtype", "sklearn.tree._tree.Tree"})
 
 
-def build_estimator(family: str, params: Mapping[str, Any], seed: int, n_jobs: int = 2) -> Any:
+def build_estimator(
+    family: str, params: Mapping[str, Any], seed: int, n_jobs: int | None = None
+) -> Any:
+    n_jobs = n_jobs or usable_cores()
     if family not in FAMILIES:
         raise ValueError(f"model family must be one of {FAMILIES}, got {family!r}")
     merged = {**DEFAULT_PARAMS[family], **params}
@@ -332,10 +337,11 @@ def fit_model(
     horizon_h: int,
     seed: int = 0,
     params: Mapping[str, Any] | None = None,
+    n_jobs: int | None = None,
 ) -> ForecastModel:
     """Fit one member; XGBoost stops early on the validation split (never on the holdout)."""
     params = dict(params or {})
-    estimator = build_estimator(family, params, seed)
+    estimator = build_estimator(family, params, seed, n_jobs)
     if family == "xgboost":
         estimator.fit(
             train.features,
@@ -355,6 +361,40 @@ def fit_model(
         params={**DEFAULT_PARAMS[family], **params},
         seeds=[seed],
     )
+
+
+Fitted = TypeVar("Fitted")
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (a container's limit, not the host's count)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+#: families whose single fit spreads over every core (a forest's trees are independent:
+#: 2 cores fit it 1.95× faster); the others gain more from being fitted side by side
+SCALES_ACROSS_CORES = frozenset({"random_forest"})
+
+
+def fit_side_by_side(
+    tasks: Sequence[Callable[[int], Fitted]], family: str | None = None
+) -> Iterator[Fitted]:
+    """Run independent fits at once, one core each (``task(n_jobs)``), and yield their
+    results in task order; a ``family`` in `SCALES_ACROSS_CORES` is fitted one at a time on
+    every core instead.
+
+    On this data XGBoost gains nothing from a second thread (3 fits: 9.9 s with 2 threads,
+    8.6 s with 1), while 2 fits side by side finish 1.85× sooner (docs/pitfalls.md). The
+    fitted models are the same either way; XGBoost and scikit-learn release the GIL while
+    fitting, so threads suffice.
+    """
+    cores = usable_cores()
+    workers = max(1, min(len(tasks), cores))
+    if workers == 1 or family in SCALES_ACROSS_CORES:
+        yield from (task(cores) for task in tasks)
+        return
+    with ThreadPoolExecutor(workers, thread_name_prefix="fit") as pool:
+        yield from pool.map(lambda task: task(max(1, cores // workers)), tasks)
 
 
 def average(models: Sequence[ForecastModel], family: str = "ensemble") -> ForecastModel:

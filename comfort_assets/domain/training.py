@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -14,8 +15,14 @@ import pandas as pd
 
 from comfort_assets.domain.features import feature_names
 from comfort_assets.domain.metrics import rmse
-from comfort_assets.domain.modeling import ForecastModel, TrainingData, average, fit_model
-from comfort_assets.domain.tuning import expanding_folds
+from comfort_assets.domain.modeling import (
+    ForecastModel,
+    TrainingData,
+    average,
+    fit_model,
+    fit_side_by_side,
+)
+from comfort_assets.domain.tuning import Fold, expanding_folds
 
 INTEGER_PARAMS = frozenset({"max_depth", "n_estimators", "min_samples_leaf"})
 ENSEMBLE = "ensemble"
@@ -70,17 +77,22 @@ def train_candidates(
     horizon = horizon_of(training_set)
     names = feature_names(horizon)
     train, validation = split_data(training_set), split_data(validation_set)
+
+    def fit(family: str, seed: int, n_jobs: int) -> tuple[ForecastModel, float]:
+        started = time.perf_counter()
+        model = fit_model(family, train, validation, names, horizon, seed, n_jobs=n_jobs)
+        return model, time.perf_counter() - started
+
     models, rows = {}, []
     for family in families:
-        for seed in seeds:
-            started = time.perf_counter()
-            model = fit_model(family, train, validation, names, horizon, seed=seed)
+        fits = fit_side_by_side([partial(fit, family, seed) for seed in seeds], family)
+        for seed, (model, seconds) in zip(seeds, fits, strict=True):
             row = {
                 "model": model.name,
                 "family": family,
                 "seed": seed,
                 "validation_rmse": validation_rmse(model, validation),
-                "fit_seconds": time.perf_counter() - started,
+                "fit_seconds": seconds,
             }
             models[model.name] = model
             rows.append(row)
@@ -131,14 +143,18 @@ def search(
     folds = expanding_folds(
         pool["time_utc"], n_folds, min_train_fraction=0.6, embargo_hours=horizon
     )
+    plan = [_typed(params) for params in plan]
+
+    def fold_rmse(params: dict[str, Any], fold: Fold, n_jobs: int) -> float:
+        train, test = data.subset(fold[0]), data.subset(fold[1])
+        model = fit_model(family, train, test, names, horizon, seed, params, n_jobs)
+        return validation_rmse(model, test)
+
+    tasks = [partial(fold_rmse, p, fold) for p in plan for fold in folds]
+    fits = fit_side_by_side(tasks, family)
     trials = []
     for number, params in enumerate(plan):
-        params = _typed(params)
-        fold_scores = []
-        for train_index, test_index in folds:
-            train, test = data.subset(train_index), data.subset(test_index)
-            model = fit_model(family, train, test, names, horizon, seed, params)
-            fold_scores.append(validation_rmse(model, test))
+        fold_scores = [next(fits) for _ in folds]
         trial = {
             "trial": number,
             **params,

@@ -9,6 +9,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+#: (training rows, test rows) by position
+Fold = tuple[np.ndarray, np.ndarray]
 SEARCH_TYPES = ("random", "grid")
 #: The default XGBoost search space; the default plan draws a few points so the whole
 #: graph stays inside its time budget (`comfort tune --n-trials 30` searches more).
@@ -47,7 +49,7 @@ def search_plan(
 
 def expanding_folds(
     times: pd.Series, n_folds: int, min_train_fraction: float = 0.5, embargo_hours: int = 0
-) -> list[tuple[np.ndarray, np.ndarray]]:
+) -> list[Fold]:
     """Rolling-origin folds: each trains on everything before an origin and tests on the
     block after it. Origins split the time range after ``min_train_fraction`` evenly; a
     training row must end ``embargo_hours`` (the horizon) before the origin, so no target
@@ -68,9 +70,7 @@ def expanding_folds(
     return folds
 
 
-def chronological_holdout(
-    times: pd.Series, train_fraction: float, embargo_hours: int = 0
-) -> tuple[np.ndarray, np.ndarray]:
+def chronological_holdout(times: pd.Series, train_fraction: float, embargo_hours: int = 0) -> Fold:
     """First ``train_fraction`` of the time range for training, the rest for testing."""
     if not 0 < train_fraction < 1:
         raise ValueError(f"train_fraction must be in (0, 1), got {train_fraction}")
