@@ -10,6 +10,7 @@ validates against the code location's own job.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -163,19 +164,21 @@ def _terminal(stream: TextIO) -> Iterator[TextIO]:
         yield copy
 
 
-#: a new instance's ``dagster.yaml``: telemetry would try the network at every run (this
-#: platform runs offline), the onboarding pop-up would cover the UI on its first load, and
-#: Dagster's SQLite event log, which reconnects and syncs to disk for every event, is kept
-#: with open connections (`comfort_assets.instance_storage`)
-INSTANCE_SETTINGS = """\
-telemetry:
-  enabled: false
-nux:
-  enabled: false
-event_log_storage:
-  module: comfort_assets.instance_storage
-  class: LocalEventLogStorage
-"""
+def instance_settings(home: Path) -> str:
+    """A new instance's ``dagster.yaml``: telemetry would try the network at every run (this
+    platform runs offline), the onboarding pop-up would cover the UI on its first load, and
+    Dagster's SQLite event log, which reconnects and syncs to disk for every event, is kept
+    with open connections (`comfort_assets.instance_storage`). A custom storage gets no
+    default directory from Dagster, so the file names Dagster's usual one in full."""
+    return (
+        "telemetry:\n  enabled: false\nnux:\n  enabled: false\n"
+        "event_log_storage:\n"
+        "  module: comfort_assets.instance_storage\n"
+        "  class: LocalEventLogStorage\n"
+        f"  config:\n    base_dir: {json.dumps(str(home.absolute() / 'history' / 'runs'))}\n"
+    )
+
+
 #: a single-run backfill over the year plans one event per asset, not one per asset and day
 #: (1,460 SQLite writes, ~10 s of every `comfort run`); its one cost: a run that fails does
 #: not mark each planned day as failed (docs/pitfalls.md)
@@ -195,7 +198,7 @@ def instance() -> dg.DagsterInstance:
     home.mkdir(parents=True, exist_ok=True)
     settings = home / "dagster.yaml"
     if not settings.exists():
-        settings.write_text(INSTANCE_SETTINGS)
+        settings.write_text(instance_settings(home))
     return dg.DagsterInstance.get()
 
 

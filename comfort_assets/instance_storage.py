@@ -13,13 +13,11 @@ affected.
 
 from __future__ import annotations
 
-import os
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import dagster as dg
 import sqlalchemy as db
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
@@ -44,16 +42,10 @@ class LocalEventLogStorage(SqliteEventLogStorage):
         super().__init__(base_dir, inst_data)
 
     @classmethod
-    def config_type(cls) -> dict[str, dg.Field]:
-        return {"base_dir": dg.Field(dg.StringSource, is_required=False)}
-
-    @classmethod
     def from_config_value(
         cls, inst_data: ConfigurableClassData | None, config_value: dict[str, Any]
     ) -> LocalEventLogStorage:
-        """``base_dir`` defaults to Dagster's own place, ``$DAGSTER_HOME/history/runs``."""
-        default = os.path.join(os.environ.get("DAGSTER_HOME", "."), "history", "runs")
-        return cls(config_value.get("base_dir", default), inst_data)
+        return cls(inst_data=inst_data, **config_value)
 
     def _engine(self, shard: str) -> db.engine.Engine:
         engine = self._engines.get(shard)

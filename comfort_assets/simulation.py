@@ -157,9 +157,9 @@ def _environment(options: Options) -> Path:
     home = options.out / "home"
     dagster_home = home / "dagster"
     dagster_home.mkdir(parents=True, exist_ok=True)
-    from comfort_assets.cli_runs import INSTANCE_SETTINGS, PLANNED_EVENTS
+    from comfort_assets.cli_runs import PLANNED_EVENTS, instance_settings
 
-    (dagster_home / "dagster.yaml").write_text(INSTANCE_SETTINGS)
+    (dagster_home / "dagster.yaml").write_text(instance_settings(dagster_home))
     os.environ.update(
         {
             **PLANNED_EVENTS,

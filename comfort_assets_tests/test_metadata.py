@@ -1,5 +1,8 @@
 """Materialization metadata people read in the Dagster UI."""
 
+from pathlib import Path
+
+import dagster as dg
 import pandas as pd
 
 from comfort_assets.metadata import percent, rmse_value, table_metadata
@@ -37,4 +40,9 @@ def test_a_new_instance_is_offline_and_opens_without_the_onboarding_popup(tmp_pa
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
     cli_runs.instance()
     settings = yaml.safe_load((tmp_path / "dagster.yaml").read_text())
-    assert settings == {"telemetry": {"enabled": False}, "nux": {"enabled": False}}
+    assert settings["telemetry"] == {"enabled": False} and settings["nux"] == {"enabled": False}
+    # the event log is Dagster's SQLite one with open connections, in Dagster's usual place
+    assert settings["event_log_storage"]["class"] == "LocalEventLogStorage"
+    storage = dg.DagsterInstance.from_config(str(tmp_path)).event_log_storage
+    assert type(storage).__name__ == "LocalEventLogStorage"
+    assert Path(storage._base_dir) == tmp_path / "history" / "runs"

@@ -118,29 +118,26 @@ class Loop:
                 )
         self.predictions.insert(rows)
 
-    def monitor(self, day: str) -> tuple[dg.ExecuteInProcessResult, dict]:
+    def _materialize(self, selection: dg.AssetSelection, day: str) -> dg.ExecuteInProcessResult:
         result = dg.materialize(
             ASSETS,
-            selection=dg.AssetSelection.groups("monitoring"),
+            selection=selection,
             partition_key=day,
             resources=self.resources,
             instance=self.instance,
         )
         assert result.success
+        return result
+
+    def monitor(self, day: str) -> tuple[dg.ExecuteInProcessResult, dict]:
+        result = self._materialize(dg.AssetSelection.groups("monitoring"), day)
         checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
         assert set(checks) == CHECKS
         return result, checks
 
     def log(self, day: str) -> None:
         """Only the day's `prediction_log` (as each day's monitoring run stores it)."""
-        result = dg.materialize(
-            ASSETS,
-            selection=dg.AssetSelection.assets("prediction_log"),
-            partition_key=day,
-            resources=self.resources,
-            instance=self.instance,
-        )
-        assert result.success
+        self._materialize(dg.AssetSelection.assets("prediction_log"), day)
 
     def tick(self):
         context = dg.build_sensor_context(
