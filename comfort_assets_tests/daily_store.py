@@ -15,9 +15,7 @@ def store_daily(
     column: str = "time_utc",
 ) -> None:
     """One object per UTC day of ``frame[column]`` (or per day of ``days``, empty ones too)."""
-    day_of = pd.to_datetime(frame[column], utc=True).dt.strftime("%Y-%m-%d")
-    for day in days if days is not None else sorted(day_of.unique()):
-        context = dg.build_output_context(
-            asset_key=dg.AssetKey(asset), partition_key=day, asset_partitions_def=WEATHER_PARTITIONS
-        )
-        io_manager.handle_output(context, frame.loc[day_of == day].reset_index(drop=True))
+    if days is None:
+        days = sorted(pd.to_datetime(frame[column], utc=True).dt.strftime("%Y-%m-%d").unique())
+    windows = {day: WEATHER_PARTITIONS.time_window_for_partition_key(day) for day in days}
+    io_manager.write_partitions(dg.AssetKey(asset), frame, column, windows)

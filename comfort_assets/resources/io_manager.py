@@ -8,6 +8,7 @@ range; it is split into one object per day by the column named in the asset's
 import io
 import json
 import pickle
+from collections.abc import Mapping
 from typing import Any
 
 import dagster as dg
@@ -86,16 +87,26 @@ class ObjectStoreIOManager(dg.ConfigurableIOManager):
                 f"{context.asset_key.to_user_string()}: a multi-partition output must be a "
                 "DataFrame with a 'partition_expr' metadata column to split it by"
             )
-        windows = context.asset_partitions_def.time_window_for_partition_key
-        times = pd.to_datetime(obj[column], utc=True)
-        # one conversion to Arrow for the range, then a slice per day: 2× faster than a
-        # pandas `to_parquet` per day
-        table = to_arrow(obj)
-        for key in context.asset_partition_keys:
-            window = windows(key)
+        window = context.asset_partitions_def.time_window_for_partition_key
+        keys = context.asset_partition_keys
+        self.write_partitions(context.asset_key, obj, column, {k: window(k) for k in keys})
+
+    def write_partitions(
+        self,
+        asset_key: dg.AssetKey,
+        frame: pd.DataFrame,
+        column: str,
+        windows: Mapping[str, dg.TimeWindow],
+    ) -> None:
+        """One Parquet object per partition key with the rows whose ``column`` falls in its
+        window (an empty one too). The frame is converted to Arrow once and sliced per key:
+        2× faster than a pandas `to_parquet` per day."""
+        times = pd.to_datetime(frame[column], utc=True)
+        table = to_arrow(frame)
+        for key, window in windows.items():
             inside = np.flatnonzero((times >= window.start) & (times < window.end))
             data = parquet_bytes(table.take(inside))
-            self.store.put_bytes(self._key(context.asset_key, key, "parquet"), data)
+            self.store.put_bytes(self._key(asset_key, key, "parquet"), data)
 
     def _write(self, asset_key: dg.AssetKey, partition: str | None, obj: Any) -> None:
         if isinstance(obj, pd.DataFrame):
