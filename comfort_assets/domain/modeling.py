@@ -29,7 +29,9 @@ FAMILIES: tuple[str, ...] = ("ridge", "random_forest", "xgboost")
 DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
     "ridge": {"alpha": 1.0},
     "random_forest": {
-        "n_estimators": 40,
+        # 20 trees, not 40: half the time, and the seed average's validation RMSE is 1.5785
+        # against 1.5776 (holdout 2.2023 against 2.2030)
+        "n_estimators": 20,
         "max_depth": 14,
         "min_samples_leaf": 5,
         "max_samples": 0.5,
@@ -44,6 +46,9 @@ DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
         "subsample": 0.8,
         "colsample_bytree": 0.5,
         "reg_lambda": 10.0,
+        # 64 histogram bins, not 256: three seeds fit 2.4× faster (3.9 s against 9.3 s) with
+        # the seed average's holdout RMSE 2.1402 against 2.1455 (docs/pitfalls.md)
+        "max_bin": 64,
         "early_stopping_rounds": 50,
     },
 }
