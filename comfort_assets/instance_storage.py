@@ -4,7 +4,8 @@ connections kept open and commits not waiting for the disk.
 A year's `comfort run` writes ~1,500 events, one per day and daily asset. Dagster's
 `SqliteEventLogStorage` opens a new engine and connection for every event, and closing the
 last connection to a WAL database checkpoints it to disk; each event also waits for an
-fsync of the log. Together that was ~10 ms an event (docs/pitfalls.md). Here each shard keeps
+fsync of the log, and the lookup of an optional table opens yet another engine. Together
+that was ~10 ms an event (docs/pitfalls.md). Here each shard keeps
 one open connection, and commits use ``synchronous=NORMAL``: the write-ahead log is synced at
 checkpoints, not at every commit. A crash of the process loses nothing; a power cut can
 lose the last events of the local instance. `deploy/dagster.yaml` (PostgreSQL) is not
@@ -39,6 +40,7 @@ class LocalEventLogStorage(SqliteEventLogStorage):
 
     def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None):
         self._engines: OrderedDict[str, db.engine.Engine] = OrderedDict()
+        self._tables_found: set[str] = set()
         super().__init__(base_dir, inst_data)
 
     @classmethod
@@ -72,6 +74,14 @@ class LocalEventLogStorage(SqliteEventLogStorage):
     def _connect(self, shard: str) -> Iterator[db.engine.Connection]:
         with self._db_lock, self._engine(shard).connect() as conn, conn.begin():
             yield conn
+
+    def has_table(self, table_name: str) -> bool:
+        """A table found once is not looked up again: the stock storage opens a new engine
+        for this lookup at every asset event, and tables are not dropped under a running
+        instance (a migration only adds them)."""
+        if table_name not in self._tables_found and super().has_table(table_name):
+            self._tables_found.add(table_name)
+        return table_name in self._tables_found
 
     def dispose(self) -> None:
         with self._db_lock:
