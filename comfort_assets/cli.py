@@ -18,11 +18,14 @@ run is exit code 1 with the failing step and its error.
 from __future__ import annotations
 
 import argparse
+import atexit
+import contextlib
 import getpass
 import json
+import os
 import sys
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from comfort_assets import cli_models
 
@@ -302,5 +305,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def console() -> NoReturn:
+    """The `comfort` command: `main`, then a quick exit. Tearing down the ~1,000 modules a
+    run imports took ~1 s after every command (docs/pitfalls.md); the exit handlers (W&B,
+    logging, multiprocessing) still run, only the module teardown is skipped."""
+    code = main()
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe: nothing to flush
+            stream.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    console()

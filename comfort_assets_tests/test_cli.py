@@ -111,6 +111,23 @@ def test_models_starts_without_dagster_or_xgboost(home):
     assert completed.stdout.strip().splitlines()[-1] == "[]"
 
 
+def test_the_command_exits_quickly_with_its_output_and_code(home):
+    """`comfort` skips the interpreter's module teardown: its output still arrives whole,
+    through a pipe, and a user mistake still exits 2 with its one line."""
+    command = [sys.executable, "-m", "comfort_assets.cli"]
+    listed = subprocess.run(
+        [*command, "models", "--json"], capture_output=True, text=True, timeout=60
+    )
+    assert listed.returncode == 0
+    versions = [row["version"] for row in json.loads(listed.stdout)]
+    assert versions == [f"weather-predictor-00{n}" for n in (1, 2, 3)]
+    mistake = subprocess.run(
+        [*command, "promote", "weather-predictor-999"], capture_output=True, text=True, timeout=60
+    )
+    assert mistake.returncode == 2 and mistake.stdout == ""
+    assert mistake.stderr == "comfort: error: no registered model 'weather-predictor-999'\n"
+
+
 MISTAKES = {
     "no command": [],
     "unknown command": ["deploy"],
