@@ -4,6 +4,8 @@ its isolation of a failing window; and the `bento` asset."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -209,3 +211,32 @@ def test_bento_asset_builds_a_bento_that_serves_the_champion(home, clean, monkey
     assert response.status_code == 200, response.text
     assert response.json()[0]["model_version"] == version
     assert (bento_src / ".comfort" / "predictions.db").exists()
+
+
+@pytest.mark.slow
+def test_a_process_whose_bentoml_settled_on_another_home_still_builds_where_asked(home, tmp_path):
+    """BentoML fixes its home once per process: a fork of such a process cannot build into
+    another one, so the build falls back to a fresh interpreter and lands where it was asked."""
+    from comfort_assets.defs.serving.assets import build_context
+
+    registry = registry_at(home)
+    version = registry.champion()
+    source = build_context(registry, version, tmp_path / "context")
+    elsewhere, wanted = tmp_path / "elsewhere", tmp_path / "wanted"
+    script = (
+        "import os, sys; from pathlib import Path\n"
+        f"os.environ['BENTOML_HOME'] = {str(elsewhere)!r}\n"
+        "from bentoml._internal.configuration.containers import BentoMLContainer\n"
+        "BentoMLContainer.bentoml_home.get()\n"
+        "from comfort_assets.defs.serving.assets import run_build\n"
+        f"print(*run_build(Path({str(source)!r}), 'comfort_forecast', {version!r}, "
+        f"Path({str(wanted)!r})), sep='\\n')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    tag, path = done.stdout.strip().splitlines()[-2:]
+    assert tag == f"comfort_forecast:{version}"
+    assert Path(path).is_relative_to(wanted / "bentos") and (Path(path) / "bento.yaml").exists()
+    assert not list((elsewhere / "bentos").glob("comfort_forecast/*"))
