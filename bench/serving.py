@@ -29,7 +29,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -50,6 +49,7 @@ sys.path.insert(0, str(ROOT))
 from serving_twins import pandas_features  # noqa: E402  (bench/ is the script's directory)
 
 from comfort_assets.domain.cleaning import clean_observations  # noqa: E402
+from comfort_assets.processes import stop_process_group  # noqa: E402
 from comfort_assets.resources.object_store import LocalObjectStore  # noqa: E402
 from comfort_assets.resources.prediction_store import PredictionStore  # noqa: E402
 from comfort_assets.resources.registry import ModelRegistry  # noqa: E402
@@ -146,11 +146,7 @@ def server(kind: str, port: int, store: Path, work: Path) -> Iterator[str]:
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
+        stop_process_group(process)
         log.close()
 
 

@@ -18,8 +18,10 @@ import pandas as pd
 
 from comfort_assets.domain.cleaning import clean_observations
 from comfort_assets.domain.comfort import discomfort_band, discomfort_index
-from comfort_assets.resources.io_manager import to_parquet_bytes
+from comfort_assets.resources.io_manager import ObjectStoreIOManager
+from comfort_assets.resources.object_store import LocalObjectStore
 from comfort_assets.resources.weather import BundledWeatherSource
+from comfort_assets_tests.daily_store import store_daily
 
 VERSION = "weather-predictor-001"
 HORIZON = 3
@@ -52,10 +54,8 @@ def clean_days(days: tuple[str, ...] = DAYS) -> pd.DataFrame:
 
 def ingest(home: Path, clean: pd.DataFrame) -> None:
     """Write ``clean`` as the IO manager does: one Parquet object per UTC day."""
-    folder = home / "store" / "assets" / "clean_weather"
-    folder.mkdir(parents=True, exist_ok=True)
-    for day, part in clean.groupby(clean["time_utc"].dt.strftime("%Y-%m-%d")):
-        (folder / f"{day}.parquet").write_bytes(to_parquet_bytes(part.reset_index(drop=True)))
+    io_manager = ObjectStoreIOManager(store=LocalObjectStore(root=str(home / "store")))
+    store_daily(io_manager, "clean_weather", clean)
 
 
 @dataclass
