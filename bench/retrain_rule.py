@@ -32,7 +32,14 @@ from comfort_assets.domain import monitoring as mon
 from comfort_assets.domain.champion import judge_challenger
 from comfort_assets.domain.cleaning import clean_observations
 from comfort_assets.domain.features import build_features
-from comfort_assets.domain.replay import ARMS, ReplayWindows, arm_rmse, month_starts, utc_day
+from comfort_assets.domain.replay import (
+    ARMS,
+    REPLAY_COOLDOWN_DAYS,
+    ReplayWindows,
+    arm_rmse,
+    month_starts,
+    utc_day,
+)
 from comfort_assets.domain.splits import SplitWindows, chronological_split
 from comfort_assets.resources.weather import BundledWeatherSource
 from comfort_assets.simulation import HORIZON, fit_recipe
@@ -43,7 +50,7 @@ YEAR = (pd.Timestamp("2013-01-01", tz="UTC"), pd.Timestamp("2014-01-01", tz="UTC
 def arguments() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--train-end", default="2013-04-01")
-    p.add_argument("--cooldown-days", type=float, default=14.0)
+    p.add_argument("--cooldown-days", type=float, default=REPLAY_COOLDOWN_DAYS)
     p.add_argument("--rmse-factor", type=float, default=1.1)
     p.add_argument("--min-days", type=int, default=7, help="days before the seed's rule judges")
     p.add_argument(

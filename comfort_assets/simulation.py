@@ -31,6 +31,7 @@ import pandas as pd
 
 from comfort_assets.domain.replay import (
     ARMS,
+    REPLAY_COOLDOWN_DAYS,
     ReplayWindows,
     arm_rmse,
     month_starts,
@@ -83,7 +84,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--start", default=None, help="first replayed day (default: --train-end)")
     p.add_argument("--holdout-days", type=int, default=14)
     p.add_argument("--validation-days", type=int, default=14)
-    p.add_argument("--cooldown-days", type=float, default=14.0, help="retrain sensor cooldown")
+    p.add_argument(
+        "--cooldown-days",
+        type=float,
+        default=REPLAY_COOLDOWN_DAYS,
+        help="retrain sensor cooldown (default: a month, the monthly arm's period)",
+    )
     p.add_argument("--rmse-factor", type=float, default=1.1, help="decay: RMSE > holdout × this")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     return p

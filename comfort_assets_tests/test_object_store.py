@@ -53,6 +53,22 @@ def test_stamps_change_when_an_object_is_rewritten(store):
     assert store.stamps("none/") == {}
 
 
+def test_a_local_listing_skips_half_written_files_and_matches_a_partial_name(tmp_path):
+    store = LocalObjectStore(root=str(tmp_path / "store"))
+    store.put_bytes("w/2013-07-01.parquet", b"1")
+    store.put_bytes("w/2013-08-01.parquet", b"2")
+    store.put_bytes("w/deeper/2013-07-02.parquet", b"3")
+    (tmp_path / "store" / "w" / ".tmp-abc").write_bytes(b"half")  # a write in progress
+    assert store.list_keys("w/") == [
+        "w/2013-07-01.parquet",
+        "w/2013-08-01.parquet",
+        "w/deeper/2013-07-02.parquet",
+    ]
+    assert store.list_keys("w/2013-07") == ["w/2013-07-01.parquet"]
+    assert set(store.stamps("w/2013-0")) == {"w/2013-07-01.parquet", "w/2013-08-01.parquet"}
+    assert store.list_keys("nothing/here") == [] and store.stamps("w/none") == {}
+
+
 def test_create_exclusive_refuses_an_existing_key(store):
     store.create_exclusive("versions/001", b"first")
     with pytest.raises(ObjectExistsError):
