@@ -171,7 +171,7 @@ def test_features_may_arrive_serialised_once(store):
     assert store.get(r["id"])["features"] == {"di_now": 70.5, "wind_u": None}
 
 
-def test_a_dropped_postgresql_connection_is_retried():
+def test_a_dropped_postgresql_connection_is_retried(monkeypatch):
     """The server ends the writer's connection just before its INSERT: the batch is retried
     on a new connection and every row is committed once."""
     if not _postgres_reachable():
@@ -179,20 +179,23 @@ def test_a_dropped_postgresql_connection_is_retried():
     pg = PredictionStore(url=POSTGRES_URL, table=f"predictions_test_{uuid.uuid4().hex[:12]}")
     pg.create()
     killed: list[int] = []
+    checkout = pg.engine.raw_connection
 
-    def drop(_conn, cursor, statement, *_args) -> None:
-        if statement.startswith("INSERT") and not killed:
-            killed.append(cursor.connection.info.backend_pid)
+    def dropped_once():  # the connection the INSERT is about to use dies
+        connection = checkout()
+        if not killed:
+            killed.append(connection.driver_connection.info.backend_pid)
             with pg.engine.connect() as other:
                 other.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": killed[0]})
+        return connection
 
-    sa.event.listen(pg.engine, "before_cursor_execute", drop)
+    monkeypatch.setattr(pg.engine, "raw_connection", dropped_once)
     try:
         rows = [row(i) for i in range(5)]
         pg.insert(rows)
         assert killed and pg.count() == 5
     finally:
-        sa.event.remove(pg.engine, "before_cursor_execute", drop)
+        monkeypatch.undo()
         pg.schema.drop(pg.engine, checkfirst=True)
 
 

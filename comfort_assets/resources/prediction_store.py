@@ -12,6 +12,7 @@ JSON) and survive a dropped database connection: the batch is retried on a new c
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import queue
@@ -185,8 +186,7 @@ class PredictionStore(dg.ConfigurableResource):
             if delay:  # even sleep(0) gives the core away: 0.1–0.2 ms per commit under load
                 time.sleep(delay)
             try:
-                with self.engine.begin() as connection:
-                    connection.exec_driver_sql(self._insert_sql(attempt > 0), parameters)
+                self._insert_once(self._insert_sql(attempt > 0), parameters)
                 return
             except (sa.exc.OperationalError, sa.exc.InterfaceError) as error:
                 if attempt == len(RETRY_DELAYS_S):
@@ -197,6 +197,32 @@ class PredictionStore(dg.ConfigurableResource):
                     attempt + 1,
                     len(RETRY_DELAYS_S),
                 )
+
+    def _insert_once(self, sql: str, parameters: list[tuple[Any, ...]]) -> None:
+        """One transaction on a pooled DB-API connection: half the cost of a one-row commit
+        through SQLAlchemy's Connection (0.10 against 0.21 ms), which the service pays on
+        every lone request. A connection that failed is discarded, not pooled; its error is
+        raised as SQLAlchemy's (`IntegrityError`, `OperationalError`, …), whatever the driver."""
+        dbapi_error = self.engine.dialect.loaded_dbapi.Error
+        connection = self.engine.raw_connection()
+        cursor = None
+        try:
+            cursor = connection.cursor()
+            cursor.executemany(sql, parameters)
+            connection.commit()
+        except BaseException as error:
+            # roll back and close the cursor first: a SQLite connection closed with a live
+            # statement lingers, and keeps its write lock, for as long as the error is held
+            with contextlib.suppress(Exception):
+                if cursor is not None:
+                    cursor.close()
+                connection.rollback()
+            connection.invalidate()
+            if isinstance(error, dbapi_error):
+                raise sa.exc.DBAPIError.instance(sql, None, error, dbapi_error) from error
+            raise
+        finally:
+            connection.close()
 
     def record_feedback(
         self, prediction_id: str, actual_di: float | None = None, rating: int | None = None
