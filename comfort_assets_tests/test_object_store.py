@@ -67,6 +67,10 @@ def test_a_local_listing_skips_half_written_files_and_matches_a_partial_name(tmp
     assert store.list_keys("w/2013-07") == ["w/2013-07-01.parquet"]
     assert set(store.stamps("w/2013-0")) == {"w/2013-07-01.parquet", "w/2013-08-01.parquet"}
     assert store.list_keys("nothing/here") == [] and store.stamps("w/none") == {}
+    with pytest.raises(ValueError, match="escapes"):
+        store.list_keys("../")
+    (tmp_path / "beside.bin").write_bytes(b"not stored")  # a store not yet made lists nothing
+    assert LocalObjectStore(root=str(tmp_path / "new")).list_keys("") == []
 
 
 def test_create_exclusive_refuses_an_existing_key(store):

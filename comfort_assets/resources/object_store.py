@@ -90,8 +90,10 @@ class LocalObjectStore(ObjectStore):
         """(key, directory entry) of every stored object under ``prefix``, in one walk
         (no half-written ``.tmp-`` files)."""
         root = str(Path(self.root).resolve())
-        base = os.path.join(root, prefix)
-        folders = [base if os.path.isdir(base) else os.path.dirname(base)]
+        base = os.path.normpath(os.path.join(root, prefix))
+        if base != root and not base.startswith(root + os.sep):
+            raise ValueError(f"object prefix {prefix!r} escapes the store root")
+        folders = [base if base == root or os.path.isdir(base) else os.path.dirname(base)]
         while folders:
             try:
                 entries = list(os.scandir(folders.pop()))
