@@ -1,6 +1,6 @@
 """Serving throughput and latency: the Bento against plain FastAPI apps, on 127.0.0.1.
 
-    .venv/bin/python bench/serving.py [--home .comfort] [--duration 4] [--repeats 3]
+    .venv/bin/python bench/serving.py [--home .comfort] [--duration 4] [--repeats 5]
 
 Serves the champion under ``--home`` (README command (a) puts one in ``.comfort``; if there
 is none, `comfort run` makes one in a temporary home first, ~40 s) from seven servers, each
@@ -16,7 +16,8 @@ with its own prediction store:
 
 `wrk` (Debian package: ``apt-get install -y wrk``) drives them in a second process at
 concurrency 1, 8 and 32; every point is repeated ``--repeats`` times with the servers
-interleaved, and the figures are medians (this machine is shared and noisy). Non-2xx
+interleaved, and the figures are medians (this machine is shared and noisy; the logging
+overhead is also shown per repeat, so the spread is in plain sight). Non-2xx
 answers and socket errors are counted (wrk counts a 503 as a served request). Also prints
 the in-process cost per request. The last line is one JSON object.
 """
@@ -249,13 +250,22 @@ def median_of(results: dict, kind: str, c: int, key: str) -> float:
     return statistics.median(r[key] for r in results[kind][c])
 
 
+def per_repeat(results: dict, kind: str, other: str, c: int) -> list[float]:
+    """``kind``'s req/s ÷ ``other``'s in each repeat: how far one run's ratio can be from
+    another's on this machine, next to the ratio of medians."""
+    return [
+        round(a["rps"] / b["rps"], 4)
+        for a, b in zip(results[kind][c], results[other][c], strict=True)
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--home", type=Path, default=Path(os.environ.get("COMFORT_HOME", ".comfort"))
     )
     parser.add_argument("--duration", type=int, default=4, help="seconds per wrk run")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is missing: apt-get install -y wrk (Debian package)")
@@ -316,6 +326,8 @@ def main() -> None:
         summary[f"c{c}_p50_ms"] = figures[f"bento_c{c}"]["p50_ms"]
         summary[f"c{c}_p99_ms"] = figures[f"bento_c{c}"]["p99_ms"]
         summary[f"c{c}_logging_overhead"] = 1 - bento / figures[f"bento-nolog_c{c}"]["rps"]
+        repeats = [round(1 - r, 4) for r in per_repeat(results, "bento", "bento-nolog", c)]
+        summary[f"c{c}_logging_overhead_by_repeat"] = repeats
         summary[f"c{c}_fastapi_logging_overhead"] = (
             1 - figures[f"fastapi_c{c}"]["rps"] / figures[f"fastapi-nolog_c{c}"]["rps"]
         )
@@ -325,7 +337,8 @@ def main() -> None:
             f"  c{c:<3} Bento/FastAPI {summary[f'c{c}_throughput_ratio']:.2f}  "
             f"Bento/naive {summary[f'c{c}_vs_naive_ratio']:.2f}  "
             f"Bento/no-op floor {summary[f'c{c}_floor_ratio']:.2f}  "
-            f"logging costs the Bento {summary[f'c{c}_logging_overhead']:+.1%}  "
+            f"logging costs the Bento {summary[f'c{c}_logging_overhead']:+.1%} "
+            f"(repeats {min(repeats):+.0%} to {max(repeats):+.0%})  "
             f"2 workers {summary[f'c{c}_two_worker_rps']:.0f} req/s"
         )
     summary["logging_overhead"] = summary["c32_logging_overhead"]
