@@ -22,6 +22,7 @@ import time
 import traceback
 from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 
@@ -80,28 +81,33 @@ def run_build(source: Path, name: str, version: str, home: Path) -> tuple[str, s
     (a fresh interpreter spends ~4 s importing them); in a fresh interpreter where fork is
     unavailable or this process's BentoML has settled on another home."""
     args = (str(source), name, version, str(home))
-    if "fork" in multiprocessing.get_all_start_methods():
-        context = multiprocessing.get_context("fork")
-        receiver, sender = context.Pipe(duplex=False)
-        child = context.Process(target=_forked_build, args=(sender, *args), daemon=True)
-        child.start()
-        sender.close()
-        try:
-            outcome, value = (
-                receiver.recv() if receiver.poll(BUILD_TIMEOUT_S) else ("failed", "timed out")
-            )
-        except EOFError:
-            outcome, value = "failed", f"the build process died (exit code {child.exitcode})"
-        finally:
-            child.join(5)
-            if child.is_alive():
-                child.kill()
-        if outcome == "built":
-            return value
-        if outcome == "failed":
-            raise dg.Failure(
-                "bentoml build failed", metadata={"error": dg.MetadataValue.text(value)}
-            )
+    forkable = "fork" in multiprocessing.get_all_start_methods()
+    outcome, value = _build_in_fork(args) if forkable else ("stale", None)
+    if outcome == "stale":
+        outcome, value = _build_in_fresh_interpreter(source, args)
+    if outcome == "failed":
+        raise dg.Failure("bentoml build failed", metadata={"error": dg.MetadataValue.text(value)})
+    return value
+
+
+def _build_in_fork(args: tuple[str, ...]) -> tuple[str, Any]:
+    """("built", (tag, path)), ("failed", why) or ("stale", None)."""
+    context = multiprocessing.get_context("fork")
+    receiver, sender = context.Pipe(duplex=False)
+    child = context.Process(target=_forked_build, args=(sender, *args), daemon=True)
+    child.start()
+    sender.close()
+    try:
+        return receiver.recv() if receiver.poll(BUILD_TIMEOUT_S) else ("failed", "timed out")
+    except EOFError:
+        return "failed", f"the build process died (exit code {child.exitcode})"
+    finally:
+        child.join(5)
+        if child.is_alive():
+            child.kill()
+
+
+def _build_in_fresh_interpreter(source: Path, args: tuple[str, ...]) -> tuple[str, Any]:
     completed = subprocess.run(
         [sys.executable, "-c", _FRESH_BUILD, *args],
         cwd=source,
@@ -110,12 +116,9 @@ def run_build(source: Path, name: str, version: str, home: Path) -> tuple[str, s
         timeout=BUILD_TIMEOUT_S,
     )
     if completed.returncode != 0:
-        raise dg.Failure(
-            "bentoml build failed",
-            metadata={"error": dg.MetadataValue.text(completed.stderr[-4000:])},
-        )
+        return "failed", completed.stderr[-4000:]
     tag, path = completed.stdout.strip().splitlines()[-2:]
-    return tag, path
+    return "built", (tag, path)
 
 
 _FRESH_BUILD = (
