@@ -7,15 +7,20 @@ day; the 7-day performance table, the seed's rule (`rmse_decay`), the per-statio
 monitoring assets read; `retrain_reason`; the cooldown on the simulated clock; a retrain with
 the replay's recipe (`simulation.fit_recipe`) and windows, judged by the promotion gate
 (`judge_challenger`) on its fresh holdout. The never-retrained model, the monthly retrain and
-persistence are scored on the same rows as in `simulation.score_arms`. The loop's forecasts
+persistence are scored on the same rows as in `simulation.score_arms`, beside two bounds on
+what retraining can buy: ``--every-days 7`` retrains every week, and a model fitted in
+hindsight (its training ends four weeks before the year does, so it has seen most of the
+hours it is scored on). The loop's forecasts
 are the model's, not the service's, so figures match a replay's up to what the service adds
 (nothing, in the measured replays: this script gave the same RMSE and retrain days as a full
 replay of the same rule).
 
     .venv/bin/python bench/retrain_rule.py                   # the rule as configured
     .venv/bin/python bench/retrain_rule.py --min-days 1 --own-holdout --domain-to training
+    .venv/bin/python bench/retrain_rule.py --every-days 7     # + a weekly retrain (~100 s)
 
-The second line is the rule before issue #9's fix (17 retrains). The last line is JSON.
+The second line is the rule before issue #9's fix (17 retrains). Prints the retrains and a
+table of the arms; the last line is JSON.
 """
 
 from __future__ import annotations
@@ -63,6 +68,12 @@ def arguments() -> argparse.Namespace:
         choices=("holdout", "training"),
         default="holdout",
         help="the domain reference ends with the champion's holdout (or its training window)",
+    )
+    p.add_argument(
+        "--every-days",
+        type=int,
+        default=0,
+        help="also score a retrain every N days (e.g. 7: what any schedule could buy; ~4 s a fit)",
     )
     return p.parse_args()
 
@@ -121,6 +132,17 @@ def card(year: Year, version: str, end: pd.Timestamp, decision: Any) -> dict[str
             "champion_rmse": decision.champion_rmse,
         },
     }
+
+
+def scheduled(year: Year, scored: pd.DataFrame, starts: list[pd.Timestamp]) -> np.ndarray:
+    """The forecasts of a model retrained on each of ``starts`` (the first from the
+    never-retrained model), each serving from its day until the next."""
+    forecasts = scored["static"].to_numpy(copy=True)
+    for start_day in starts:
+        year.model(start_day)
+        inside = (scored["time_utc"] >= start_day).to_numpy()
+        forecasts[inside] = year.forecasts[start_day][scored.index[inside]]
+    return forecasts
 
 
 def replay(options: argparse.Namespace) -> dict[str, Any]:
@@ -186,20 +208,33 @@ def replay(options: argparse.Namespace) -> dict[str, Any]:
         loop=loop, actual=actual, persistence=persistence, static=year.forecasts[train_end]
     )
     scored = scored[(year.valid_day >= train_end).to_numpy()].copy()
-    scored["monthly"] = scored["static"]
     monthly = month_starts(train_end, scored["time_utc"].min(), scored["valid_at_utc"].max())
-    for start_day in monthly:
-        year.model(start_day)
-        inside = scored["time_utc"] >= start_day
-        scored.loc[inside, "monthly"] = year.forecasts[start_day][scored.index[inside]]
-    figures = arm_rmse(scored, ARMS)
+    scored["monthly"] = scheduled(year, scored, monthly)
+    # in hindsight: trained on the year up to its last four weeks, so on most scored hours
+    year.model(YEAR[1])
+    scored["hindsight"] = year.forecasts[YEAR[1]][scored.index]
+    arms, schedule = (*ARMS, "hindsight"), {}
+    if options.every_days > 0:
+        step = pd.Timedelta(days=options.every_days)
+        starts = list(pd.date_range(train_end + step, days[-1], freq=step))
+        every = f"every_{options.every_days}d"
+        scored[every], arms = scheduled(year, scored, starts), (*arms, every)
+    figures = arm_rmse(scored, arms)
+    if options.every_days > 0:
+        schedule = {
+            f"{every}_retrains": len(starts),
+            f"{every}_vs_static": round(figures[every] / figures["static"], 4),
+        }
     return {
         **{f"{arm}_rmse": round(value, 4) for arm, value in figures.items()},
         "loop_vs_static": round(figures["loop"] / figures["static"], 4),
         "loop_vs_monthly": round(figures["loop"] / figures["monthly"], 4),
+        "monthly_vs_static": round(figures["monthly"] / figures["static"], 4),
+        "hindsight_vs_static": round(figures["hindsight"] / figures["static"], 4),
         "retrains": len(events),
         "promotions": sum(e["promoted"] for e in events),
         "monthly_retrains": len(monthly),
+        **schedule,
         "events": events,
         "seconds": round(time.perf_counter() - started, 1),
     }
@@ -209,6 +244,14 @@ def main() -> None:
     summary = replay(arguments())
     for event in summary["events"]:
         print(event["day"], event["reason"], "promoted" if event["promoted"] else "not promoted")
+    counts = {"loop": summary["retrains"], "static": 0, "monthly": summary["monthly_retrains"]}
+    print(f"\n{'arm':<12} {'RMSE':>7} {'× static':>9} {'retrains':>9}")
+    for key, value in summary.items():
+        if key.endswith("_rmse"):
+            arm = key.removesuffix("_rmse")
+            retrains = counts.get(arm, summary.get(f"{arm}_retrains", "–"))
+            ratio = value / summary["static_rmse"]
+            print(f"{arm:<12} {value:>7.4f} {ratio:>9.3f} {retrains:>9}")
     print(json.dumps(summary))
 
 
