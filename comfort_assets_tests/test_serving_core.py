@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -167,6 +168,39 @@ def test_a_lone_caller_is_not_kept_waiting_and_a_burst_is_batched(home, clean, m
         sizes.clear()
         asyncio.run(burst())
         assert sum(sizes) == 40 and max(sizes) > 1
+    finally:
+        batcher.close()
+        served.close()
+
+
+def test_a_small_batch_is_computed_in_the_loop_and_a_large_or_troubled_one_on_the_thread(
+    home, clean, monkeypatch
+):
+    served = forecaster(home)
+    batcher = NaturalBatcher(served, inline_max=8)
+    threads = []
+    build = served.features
+
+    def features(batch, horizon):
+        threads.append((len(batch), threading.current_thread().name))
+        return build(batch, horizon)
+
+    monkeypatch.setattr(served, "features", features)
+    requests = requests_for(clean, 12)
+
+    async def together(n: int) -> None:
+        await asyncio.gather(*(batcher.predict([r]) for r in requests[:n]))
+
+    try:
+        asyncio.run(together(1))
+        asyncio.run(together(12))
+        assert threads[0] == (1, "MainThread")  # the loop's own thread: no handoff
+        assert threads[1][0] == 12 and threads[1][1].startswith("forecast")
+        served.writer.last_error = OSError("disk full")  # the commit may wait for retries
+        threads.clear()
+        asyncio.run(together(1))
+        assert threads[0][1].startswith("forecast")
+        assert served.store.count() == 14  # every forecast logged, whichever thread
     finally:
         batcher.close()
         served.close()

@@ -136,18 +136,19 @@ class PredictionStore(dg.ConfigurableResource):
             connection.execute(sa.select(sa.func.count()).select_from(self.schema).limit(0))
 
     @property
-    def _sqlite(self) -> bool:
+    def is_sqlite(self) -> bool:
+        """A local file: a commit is a write into the page cache, not a network round trip."""
         return self.engine.dialect.name == "sqlite"
 
     def checkpoint(self) -> None:
         """Copy SQLite's write-ahead log into the database file (a no-op elsewhere). PASSIVE:
         it never waits for or blocks a writer, so commits go on meanwhile."""
-        if self._sqlite:
+        if self.is_sqlite:
             with self.engine.connect() as connection:
                 connection.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
 
     def _insert_sql(self, skip_existing: bool) -> str:
-        placeholder = "?" if self._sqlite else "%s"
+        placeholder = "?" if self.is_sqlite else "%s"
         sql = (
             f"INSERT INTO {self.table} ({', '.join(PREDICTION_COLUMNS)}) "
             f"VALUES ({', '.join([placeholder] * len(PREDICTION_COLUMNS))})"
@@ -159,7 +160,7 @@ class PredictionStore(dg.ConfigurableResource):
         serialised here), times as the dialect stores them."""
 
         def when(moment: datetime) -> Any:
-            return moment.astimezone(UTC).strftime(_SQLITE_DATETIME) if self._sqlite else moment
+            return moment.astimezone(UTC).strftime(_SQLITE_DATETIME) if self.is_sqlite else moment
 
         return [
             (

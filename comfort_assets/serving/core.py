@@ -53,6 +53,10 @@ SWITCH_INTERVAL_S = 0.0005
 DEFAULT_RELOAD_SECONDS = 2.0
 #: Windows computed together at most (64 cost ~2.6 ms with a 4-member champion).
 MAX_BATCH_SIZE = 64
+#: Batches of at most this many windows are computed in the event loop itself (with a
+#: healthy SQLite store): the two thread wake-ups of a handoff cost ~0.35 ms on a small VM,
+#: about what 8 windows cost to compute (docs/pitfalls.md).
+INLINE_MAX_WINDOWS = 8
 
 
 class NoChampionError(RuntimeError):
@@ -366,15 +370,23 @@ class NaturalBatcher:
 
     A lone caller is computed at once (no window to wait for company); under load the
     windows queued during one computation share the next feature matrix and model call.
-    The computation runs on one worker thread, so the event loop keeps reading requests
-    meanwhile. Under load a batch hands its rows to the group-commit writer and frees the
-    slot at once; a lone batch commits its rows itself (fewer thread handoffs). Either way
-    each caller is answered only after the commit holding its row.
+    A large batch is computed on one worker thread, so the event loop keeps reading
+    requests meanwhile; a small one (``inline_max``) in the loop itself, when its commit is
+    a local write too, because waking two threads would cost more than the work. Under load
+    a batch hands its rows to the group-commit writer and frees the slot at once; a lone
+    batch commits its rows itself. Either way each caller is answered only after the commit
+    holding its row.
     """
 
-    def __init__(self, forecaster: Forecaster, max_size: int = MAX_BATCH_SIZE) -> None:
+    def __init__(
+        self,
+        forecaster: Forecaster,
+        max_size: int = MAX_BATCH_SIZE,
+        inline_max: int = INLINE_MAX_WINDOWS,
+    ) -> None:
         self.forecaster = forecaster
         self.max_size = max_size
+        self.inline_max = inline_max
         self._waiting: deque[tuple[ForecastRequest, asyncio.Future[Any]]] = deque()
         self._draining: asyncio.Task[None] | None = None
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="forecast")
@@ -412,16 +424,29 @@ class NaturalBatcher:
         commit = writer.submit(rows) if self._waiting else writer.commit_here(rows)
         return list(results), commit
 
+    def _in_loop(self, size: int) -> bool:
+        """Compute this batch in the event loop? Only a small one, and only when a lone
+        batch's commit is a local file write: a database across the network, or a store
+        that failed and may make the commit wait for its retries, must not stall the loop."""
+        writer = self.forecaster.writer
+        local = writer is None or (writer.store.is_sqlite and writer.last_error is None)
+        return size <= self.inline_max and local
+
     async def _drain(self) -> None:
         loop = asyncio.get_running_loop()
         try:
             while self._waiting:
                 size = min(len(self._waiting), self.max_size)
                 batch = [self._waiting.popleft() for _ in range(size)]
+                requests = [r for r, _ in batch]
+                inline = self._in_loop(size)
                 try:
-                    results, commit = await loop.run_in_executor(
-                        self._thread, self._compute, [r for r, _ in batch]
-                    )
+                    if inline:
+                        results, commit = self._compute(requests)
+                    else:
+                        results, commit = await loop.run_in_executor(
+                            self._thread, self._compute, requests
+                        )
                 except Exception as error:  # Unavailable: every caller of the batch hears it
                     results, commit = [error] * len(batch), None
                 committed = None if commit is None else _in_loop(loop, commit)
@@ -432,6 +457,8 @@ class NaturalBatcher:
                         future.set_exception(result)
                     else:
                         future.set_result((result, committed))
+                if inline:  # let the loop read what arrived meanwhile: the next batch
+                    await asyncio.sleep(0)
         finally:
             self._draining = None
 
