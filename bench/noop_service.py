@@ -1,9 +1,13 @@
-"""The floor for `bench/serving.py`: a BentoML service that parses the `/predict` body and
-answers a constant, with the same settings as the comfort service (one worker, no access
-log, no tracing on the route, BentoML's path-labelled metrics off). Whatever the comfort
-service costs above this is ours, not the framework's.
+"""The floors for `bench/serving.py`: BentoML services that answer a constant, with the same
+settings as the comfort service (one worker, no access log, no tracing on the route,
+BentoML's path-labelled metrics off). `NoopForecast` only parses the `/predict` body as
+JSON: whatever the comfort service costs above it is ours, not the framework's.
+`ValidatingForecast` also validates it as the comfort service does (`PredictBody` against
+the champion's contract, behind the same `Guard`): what is left above that is the forecast,
+the batching and the log.
 
     bentoml serve noop_service:NoopForecast --working-dir bench
+    bentoml serve noop_service:ValidatingForecast --working-dir bench   # reads COMFORT_HOME
 """
 
 from __future__ import annotations
@@ -13,6 +17,9 @@ from typing import Annotated, Any
 import bentoml
 from bentoml.validators import ContentType
 from starlette.responses import Response
+
+from comfort_assets.serving.guard import MAX_BODY_BYTES, Guard, Readiness
+from comfort_assets.serving.schemas import PredictBody, set_contract
 
 _ANSWER = b'[{"di_forecast": 0.0}]'
 
@@ -31,3 +38,33 @@ class NoopForecast:
         self, requests: list[dict[str, Any]]
     ) -> Annotated[list[dict[str, Any]], ContentType("application/json")]:
         return Response(_ANSWER, media_type="application/json")
+
+
+ready = Readiness()
+
+
+@bentoml.service(
+    name="validating_forecast",
+    workers=1,
+    traffic={"timeout": 10},
+    logging={"access": {"enabled": False}},
+    tracing={"excluded_urls": ["/predict"]},
+    metrics={"enabled": False},
+)
+class ValidatingForecast:
+    def __init__(self) -> None:
+        from comfort_assets.deployment import object_store
+        from comfort_assets.resources.registry import ModelRegistry
+        from comfort_assets.serving.core import load_champion
+
+        set_contract(load_champion(ModelRegistry(store=object_store(resolve_env=True))).contract)
+        ready.problems = list
+
+    @bentoml.api
+    async def predict(
+        self, body: PredictBody, /
+    ) -> Annotated[list[dict[str, Any]], ContentType("application/json")]:
+        return Response(_ANSWER, media_type="application/json")
+
+
+ValidatingForecast.add_asgi_middleware(Guard, readiness=ready, max_body=MAX_BODY_BYTES)

@@ -3,13 +3,16 @@
     .venv/bin/python bench/serving.py [--home .comfort] [--duration 4] [--repeats 5]
 
 Serves the champion under ``--home`` (README command (a) puts one in ``.comfort``; if there
-is none, `comfort run` makes one in a temporary home first, ~40 s) from seven servers, each
+is none, `comfort run` makes one in a temporary home first, ~40 s) from eight servers, each
 with its own prediction store:
 
 - ``bento`` / ``bento-nolog``: `bentoml serve`, one worker, natural batching, logging on / off;
 - ``bento-2w``: the same with two worker processes (logging on, one shared SQLite file);
 - ``noop``: the floor, a BentoML handler that parses the body and answers a constant
   (`bench/noop_service.py`, the same service settings);
+- ``validating``: the floor plus the comfort service's validation of the body (`PredictBody`
+  against the champion's contract, behind the same `Guard`), so the gap between the floor
+  and the Bento splits into the framework's share and the forecast's;
 - ``fastapi`` / ``fastapi-nolog``: FastAPI + uvicorn (`bench/serving_twins.py`), the same
   validation, feature builder, model and group-commit logging, one request at a time;
 - ``naive``: the same FastAPI app building each request's features with pandas.
@@ -59,7 +62,11 @@ from comfort_assets.serving.core import Forecaster, request_payload  # noqa: E40
 from comfort_assets.serving.schemas import PredictBody  # noqa: E402
 
 CONCURRENCY = (1, 8, 32)
-SERVERS = ("bento", "bento-nolog", "bento-2w", "noop", "fastapi", "fastapi-nolog", "naive")
+SERVERS = (
+    *("bento", "bento-nolog", "bento-2w", "noop", "validating"),
+    *("fastapi", "fastapi-nolog", "naive"),
+)
+FLOORS = {"noop": "noop_service:NoopForecast", "validating": "noop_service:ValidatingForecast"}
 LUA = """
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
@@ -100,10 +107,10 @@ def request_bodies(n: int = 24) -> list[dict[str, Any]]:
 
 
 def command(kind: str, port: int) -> list[str]:
-    if kind.startswith("bento") or kind == "noop":
+    if kind.startswith("bento") or kind in FLOORS:
         target = (
-            ("noop_service:NoopForecast", "--working-dir", str(BENCH))
-            if kind == "noop"
+            (FLOORS[kind], "--working-dir", str(BENCH))
+            if kind in FLOORS
             else ("comfort_assets.serving.service:ComfortForecast",)
         )
         return [
@@ -332,11 +339,16 @@ def main() -> None:
             1 - figures[f"fastapi_c{c}"]["rps"] / figures[f"fastapi-nolog_c{c}"]["rps"]
         )
         summary[f"c{c}_floor_ratio"] = bento / figures[f"noop_c{c}"]["rps"]
+        validating = figures[f"validating_c{c}"]["rps"]
+        summary[f"c{c}_validating_floor_ratio"] = validating / figures[f"noop_c{c}"]["rps"]
+        summary[f"c{c}_vs_validating_ratio"] = bento / validating
         summary[f"c{c}_two_worker_rps"] = figures[f"bento-2w_c{c}"]["rps"]
         print(
             f"  c{c:<3} Bento/FastAPI {summary[f'c{c}_throughput_ratio']:.2f}  "
             f"Bento/naive {summary[f'c{c}_vs_naive_ratio']:.2f}  "
-            f"Bento/no-op floor {summary[f'c{c}_floor_ratio']:.2f}  "
+            f"Bento/no-op floor {summary[f'c{c}_floor_ratio']:.2f} "
+            f"(validating floor/no-op {summary[f'c{c}_validating_floor_ratio']:.2f}, "
+            f"Bento/validating {summary[f'c{c}_vs_validating_ratio']:.2f})  "
             f"logging costs the Bento {summary[f'c{c}_logging_overhead']:+.1%} "
             f"(repeats {min(repeats):+.0%} to {max(repeats):+.0%})  "
             f"2 workers {summary[f'c{c}_two_worker_rps']:.0f} req/s"
