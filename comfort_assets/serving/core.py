@@ -55,7 +55,8 @@ DEFAULT_RELOAD_SECONDS = 2.0
 MAX_BATCH_SIZE = 64
 #: Batches of at most this many windows are computed in the event loop itself (with a
 #: healthy SQLite store): the two thread wake-ups of a handoff cost ~0.35 ms on a small VM,
-#: about what 8 windows cost to compute (docs/pitfalls.md).
+#: about a lone window's whole forecast, while batches of ~15 kept the loop from reading
+#: requests for too long (docs/pitfalls.md).
 INLINE_MAX_WINDOWS = 8
 
 
@@ -423,7 +424,7 @@ class NaturalBatcher:
         commit = writer.submit(rows) if self._waiting else writer.commit_here(rows)
         return list(results), commit
 
-    def _in_loop(self, size: int) -> bool:
+    def _computes_inline(self, size: int) -> bool:
         """Compute this batch in the event loop? Only a small one, and only when its commit
         (made where it is computed: a small batch takes everything queued) is a local file
         write: a database across the network, or a store that failed and may make the
@@ -439,7 +440,7 @@ class NaturalBatcher:
                 size = min(len(self._waiting), self.max_size)
                 batch = [self._waiting.popleft() for _ in range(size)]
                 requests = [r for r, _ in batch]
-                inline = self._in_loop(size)
+                inline = self._computes_inline(size)
                 try:
                     if inline:
                         results, commit = self._compute(requests)
