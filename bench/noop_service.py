@@ -22,16 +22,17 @@ from comfort_assets.serving.guard import MAX_BODY_BYTES, Guard, Readiness
 from comfort_assets.serving.schemas import PredictBody, set_contract
 
 _ANSWER = b'[{"di_forecast": 0.0}]'
+#: The comfort service's settings that bear on speed.
+SETTINGS: dict[str, Any] = {
+    "workers": 1,
+    "traffic": {"timeout": 10},
+    "logging": {"access": {"enabled": False}},
+    "tracing": {"excluded_urls": ["/predict"]},
+    "metrics": {"enabled": False},
+}
 
 
-@bentoml.service(
-    name="noop_forecast",
-    workers=1,
-    traffic={"timeout": 10},
-    logging={"access": {"enabled": False}},
-    tracing={"excluded_urls": ["/predict"]},
-    metrics={"enabled": False},
-)
+@bentoml.service(name="noop_forecast", **SETTINGS)
 class NoopForecast:
     @bentoml.api
     async def predict(
@@ -43,14 +44,7 @@ class NoopForecast:
 ready = Readiness()
 
 
-@bentoml.service(
-    name="validating_forecast",
-    workers=1,
-    traffic={"timeout": 10},
-    logging={"access": {"enabled": False}},
-    tracing={"excluded_urls": ["/predict"]},
-    metrics={"enabled": False},
-)
+@bentoml.service(name="validating_forecast", **SETTINGS)
 class ValidatingForecast:
     def __init__(self) -> None:
         from comfort_assets.deployment import object_store
