@@ -4,6 +4,7 @@ its isolation of a failing window; and the `bento` asset."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -202,6 +203,34 @@ def test_a_small_batch_is_computed_in_the_loop_and_a_large_or_troubled_one_on_th
         assert threads[0][1].startswith("forecast")
         assert served.store.count() == 14  # every forecast logged, whichever thread
     finally:
+        batcher.close()
+        served.close()
+
+
+def test_a_sqlite_file_locked_elsewhere_never_stalls_the_event_loop(home, clean):
+    served = forecaster(home)
+    batcher = NaturalBatcher(served)
+    first, second = requests_for(clean, 2)
+    blocker = sqlite3.connect(home / "predictions.db", isolation_level=None)
+
+    async def while_locked() -> int:
+        await batcher.predict([first])  # the writer has made the table: commits go inline
+        blocker.execute("BEGIN IMMEDIATE")  # another process's write transaction
+        answer = asyncio.ensure_future(batcher.predict([second]))
+        ticks, started = 0, time.perf_counter()
+        while time.perf_counter() - started < 0.5:
+            await asyncio.sleep(0.01)  # /livez and the other routes, in the real service
+            ticks += 1
+        assert not answer.done()  # answered only once its row is committed
+        blocker.execute("ROLLBACK")
+        await asyncio.wait_for(answer, 10)
+        return ticks
+
+    try:
+        assert asyncio.run(while_locked()) >= 20  # the loop ran on: 0.5 s of 10-ms naps
+        assert served.store.count() == 2 and served.writer.last_error is None
+    finally:
+        blocker.close()
         batcher.close()
         served.close()
 

@@ -46,6 +46,8 @@ PREDICTION_COLUMNS: tuple[str, ...] = (
 RATING_RANGE: tuple[int, int] = (1, 5)
 #: Seconds to wait before each retry of a write whose connection failed.
 RETRY_DELAYS_S: tuple[float, ...] = (0.05, 0.25, 1.0)
+#: How long a SQLite connection waits for another writer's lock before "database is locked".
+BUSY_TIMEOUT_MS = 30_000
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 #: How SQLAlchemy's SQLite dialect stores a DateTime; raw inserts must match it.
 _SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
@@ -77,7 +79,7 @@ def _engine(url: str, sqlite_synchronous: str) -> Engine:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA synchronous={sqlite_synchronous}")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         # no checkpoint inside a commit (one in ~200 stalled its requests 4 ms): the service's
         # PredictionWriter checkpoints in the background; the last connection to close does too
         cursor.execute("PRAGMA wal_autocheckpoint=0")
@@ -176,13 +178,18 @@ class PredictionStore(dg.ConfigurableResource):
             for row in rows
         ]
 
-    def insert(self, rows: Sequence[Mapping[str, Any]]) -> None:
+    def insert(self, rows: Sequence[Mapping[str, Any]], busy_ms: int | None = None) -> None:
         """All rows in one transaction (one raw executemany). A failed connection (dropped,
         restarted database, locked file) is retried on a fresh one; the retries skip ids
-        already present, because the lost attempt may have committed before it failed."""
+        already present, because the lost attempt may have committed before it failed.
+        With ``busy_ms`` (SQLite): one attempt that waits at most that long for another
+        writer's lock and is never retried, for a caller that must not block."""
         if not rows:
             return
         parameters = self._parameters(rows)
+        if busy_ms is not None:
+            self._insert_once(self._insert_sql(False), parameters, busy_ms)
+            return
         for attempt, delay in enumerate((0.0, *RETRY_DELAYS_S)):
             if delay:  # even sleep(0) gives the core away: 0.1–0.2 ms per commit under load
                 time.sleep(delay)
@@ -199,7 +206,9 @@ class PredictionStore(dg.ConfigurableResource):
                     len(RETRY_DELAYS_S),
                 )
 
-    def _insert_once(self, sql: str, parameters: list[tuple[Any, ...]]) -> None:
+    def _insert_once(
+        self, sql: str, parameters: list[tuple[Any, ...]], busy_ms: int | None = None
+    ) -> None:
         """One transaction on a pooled DB-API connection: half the cost of a one-row commit
         through SQLAlchemy's Connection (0.10 against 0.21 ms), which the service pays on
         every lone request. A connection that failed is discarded, not pooled; its error is
@@ -209,8 +218,12 @@ class PredictionStore(dg.ConfigurableResource):
         cursor = None
         try:
             cursor = connection.cursor()
+            if busy_ms is not None:
+                cursor.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
             cursor.executemany(sql, parameters)
             connection.commit()
+            if busy_ms is not None:  # the pooled connection goes back as it came
+                cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         except BaseException as error:
             # roll back and close the cursor first: a SQLite connection closed with a live
             # statement lingers, and keeps its write lock, for as long as the error is held
@@ -356,9 +369,25 @@ class PredictionWriter:
                 size += len(item[0])
             self._commit(pending)
 
-    def commit_here(self, rows: Sequence[Mapping[str, Any]]) -> Future[None]:
+    def commit_here(
+        self, rows: Sequence[Mapping[str, Any]], busy_ms: int | None = None
+    ) -> Future[None]:
         """Commit ``rows`` in the calling thread (a caller with nothing else to do saves the
-        handoff to the writer thread); the returned future is already done."""
+        handoff to the writer thread); the returned future is already done. With
+        ``busy_ms`` (the event loop, which must never sleep on a lock or a retry): one
+        attempt waiting at most that long, and if it fails the writer thread takes the rows
+        and its retries, and the returned future completes when it has committed them."""
+        if busy_ms is not None:
+            if not self._created:  # the writer makes the table first
+                return self.submit(rows)
+            try:
+                self.store.insert(rows, busy_ms=busy_ms)
+            except Exception:  # locked or broken: the writer waits and retries, elsewhere
+                return self.submit(rows)
+            self.last_error = None
+            done: Future[None] = Future()
+            done.set_result(None)
+            return done
         future: Future[None] = Future()
         self._commit([(rows, future)])
         return future

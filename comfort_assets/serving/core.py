@@ -58,6 +58,9 @@ MAX_BATCH_SIZE = 64
 #: about a lone window's whole forecast, while batches of ~15 kept the loop from reading
 #: requests for too long (docs/pitfalls.md).
 INLINE_MAX_WINDOWS = 8
+#: The longest a commit made in the event loop waits for another writer's SQLite lock
+#: before the writer thread takes its rows (a commit itself takes ~0.1 ms).
+INLINE_BUSY_MS = 5
 
 
 class NoChampionError(RuntimeError):
@@ -412,17 +415,19 @@ class NaturalBatcher:
         return [forecast for forecast, _ in outcomes]
 
     def _compute(
-        self, requests: list[ForecastRequest]
+        self, requests: list[ForecastRequest], inline: bool = False
     ) -> tuple[list[Forecast | Exception], Future[None] | None]:
         """The forecasts, and the commit of their rows. With nobody waiting for the next
-        batch the rows are committed right here, which saves two thread handoffs; otherwise
-        the group-commit writer takes them and the next batch can start at once."""
+        batch the rows are committed right here, which saves two thread handoffs (in the
+        event loop, waiting at most INLINE_BUSY_MS for a lock); otherwise the group-commit
+        writer takes them and the next batch can start at once."""
         results, rows = self.forecaster.forecast_each(requests)
         writer = self.forecaster.writer
         if writer is None or not rows:
             return list(results), None
-        commit = writer.submit(rows) if self._waiting else writer.commit_here(rows)
-        return list(results), commit
+        if self._waiting:
+            return list(results), writer.submit(rows)
+        return list(results), writer.commit_here(rows, INLINE_BUSY_MS if inline else None)
 
     def _computes_inline(self, size: int) -> bool:
         """Compute this batch in the event loop? Only a small one, and only when its commit
@@ -443,7 +448,7 @@ class NaturalBatcher:
                 inline = self._computes_inline(size)
                 try:
                     if inline:
-                        results, commit = self._compute(requests)
+                        results, commit = self._compute(requests, inline=True)
                     else:
                         results, commit = await loop.run_in_executor(
                             self._thread, self._compute, requests
