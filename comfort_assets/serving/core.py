@@ -432,8 +432,9 @@ class NaturalBatcher:
     def _computes_inline(self, size: int) -> bool:
         """Compute this batch in the event loop? Only a small one, and only when its commit
         (made where it is computed: a small batch takes everything queued) is a local file
-        write: a database across the network, or a store that failed and may make the
-        commit wait for its retries, must not stall the loop."""
+        write: a database across the network must not stall the loop, and a store whose
+        last commit failed would likely fail this attempt too, after its INLINE_BUSY_MS
+        wait, and hand the rows to the writer anyway."""
         writer = self.forecaster.writer
         local = writer is None or (writer.store.is_sqlite and writer.last_error is None)
         return size <= self.inline_max and local
