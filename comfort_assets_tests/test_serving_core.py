@@ -4,6 +4,8 @@ its isolation of a failing window; and the `bento` asset."""
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -274,6 +276,80 @@ def test_bento_asset_builds_a_bento_that_serves_the_champion(home, clean, monkey
     assert response.status_code == 200, response.text
     assert response.json()[0]["model_version"] == version
     assert (bento_src / ".comfort" / "predictions.db").exists()
+
+
+def _installed_by(requirements: list[str]) -> set[str]:
+    """The distributions that installing ``requirements`` brings, with theirs in turn."""
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    found: set[str] = set()
+    todo = [Requirement(text) for text in requirements]
+    while todo:
+        requirement = todo.pop()
+        name = canonicalize_name(requirement.name)
+        if name in found:
+            continue
+        try:
+            declared = metadata.requires(requirement.name) or []
+        except metadata.PackageNotFoundError:
+            continue  # not installed here: nothing of it can be imported either
+        found.add(name)
+        for text in declared:
+            needed = Requirement(text)
+            extras = {""} | requirement.extras
+            if needed.marker is None or any(needed.marker.evaluate({"extra": e}) for e in extras):
+                todo.append(needed)
+    return found
+
+
+#: A Bento's interpreter, imitated: a module owned only by distributions the Bento does not
+#: install cannot be imported (an optional import falls back, as it would there).
+_ONLY_INSTALLED = """
+import importlib.metadata as md, json, os, sys
+from packaging.utils import canonicalize_name
+installed = set(json.loads(os.environ["BENTO_DISTRIBUTIONS"]))
+owners = md.packages_distributions()
+
+class NotInTheBento:
+    def find_spec(self, name, path=None, target=None):
+        top = name.split(".")[0]
+        dists = {canonicalize_name(d) for d in owners.get(top, [])}
+        if dists and not dists & installed:
+            raise ModuleNotFoundError(f"No module named {top!r} (from {sorted(dists)})", name=top)
+
+sys.meta_path.insert(0, NotInTheBento())
+import comfort_assets.serving.service
+from comfort_assets.serving.core import Forecaster
+forecaster = Forecaster.from_environment()
+print(forecaster.champion.version, forecaster.problems())
+forecaster.close()
+"""
+
+
+def test_the_bentofile_installs_everything_the_service_imports(home):
+    """A Bento holds only what `bentofile.yaml` lists: a module the service needs from a
+    package outside it would stop the Bento from starting anywhere but in this checkout."""
+    import yaml
+
+    packages = yaml.safe_load(Path("bentofile.yaml").read_text())["python"]["packages"]
+    installed = sorted(_installed_by(packages) | {"comfort-assets"})
+    done = subprocess.run(
+        [sys.executable, "-c", _ONLY_INSTALLED],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={
+            **os.environ,
+            "BENTO_DISTRIBUTIONS": json.dumps(installed),
+            "COMFORT_HOME": str(home),
+            "COMFORT_RELOAD_SECONDS": "0",
+        },
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[0] == registry_at(home).champion()
 
 
 @pytest.mark.slow
