@@ -19,7 +19,7 @@ replay of the same rule).
     .venv/bin/python bench/retrain_rule.py --min-days 1 --own-holdout --domain-to training
     .venv/bin/python bench/retrain_rule.py --every-days 7     # + a weekly retrain (~100 s)
 
-The second line is the rule before issue #9's fix (17 retrains). Prints the retrains and a
+The second line is the earlier rule (17 retrains). Prints the retrains and a
 table of the arms; the last line is JSON.
 """
 
