@@ -113,6 +113,28 @@ def test_a_failed_commit_is_reported_to_every_waiting_request(store):
     assert store.count() == 2
 
 
+def test_a_request_cancelled_before_its_commit_is_not_logged_and_the_writer_lives_on(tmp_path):
+    store = PredictionStore(url=f"sqlite:///{tmp_path / 'predictions.db'}")
+    writer = PredictionWriter(store)
+    blocker = None
+    try:
+        writer.submit([row(0)]).result(timeout=10)  # the table exists
+        blocker = sqlite3.connect(tmp_path / "predictions.db", isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")
+        committing = writer.submit([row(1)])  # taken by the writer, waiting for the lock
+        time.sleep(0.2)
+        queued = writer.submit([row(2)])
+        assert queued.cancel() and not committing.cancel()  # a commit under way stays
+        blocker.execute("ROLLBACK")
+        committing.result(timeout=10)
+        writer.submit([row(3)]).result(timeout=10)
+    finally:
+        if blocker is not None:
+            blocker.close()
+        writer.close()
+    assert sorted(store.read()["prediction"]) == [71.5, 72.5, 74.5]
+
+
 def test_sqlite_runs_in_wal_mode(tmp_path):
     store = PredictionStore(url=f"sqlite:///{tmp_path / 'p.db'}")
     store.create()

@@ -237,6 +237,39 @@ def test_a_sqlite_file_locked_elsewhere_never_stalls_the_event_loop(home, clean)
         served.close()
 
 
+def test_a_caller_that_times_out_does_not_fail_the_others_in_its_batch(home, clean):
+    """BentoML cancels a request at its timeout; its batch's commit is shared, so the other
+    callers must still be answered and the writer must live on (it died on a cancelled
+    future once, and every later queued commit failed)."""
+    served = forecaster(home)
+    batcher = NaturalBatcher(served)
+    first, late, patient, after = requests_for(clean, 4)
+    blocker = sqlite3.connect(home / "predictions.db", isolation_level=None)
+
+    async def one_times_out() -> None:
+        await batcher.predict([first])  # the table exists
+        blocker.execute("BEGIN IMMEDIATE")  # the commit waits for this lock
+        timed_out = asyncio.ensure_future(batcher.predict([late]))
+        answered = asyncio.ensure_future(batcher.predict([patient]))
+        await asyncio.sleep(0.3)
+        timed_out.cancel()
+        await asyncio.sleep(0.05)
+        blocker.execute("ROLLBACK")
+        (forecast,) = await asyncio.wait_for(answered, 10)
+        assert forecast.station == patient.station
+        assert timed_out.cancelled()
+        await asyncio.wait_for(batcher.predict([after]), 10)  # the writer still commits
+
+    try:
+        asyncio.run(one_times_out())
+        assert served.writer._thread.is_alive() and served.writer.last_error is None
+        assert served.store.count() == 4  # the batch's commit held the late caller's row too
+    finally:
+        blocker.close()
+        batcher.close()
+        served.close()
+
+
 def test_batched_numpy_and_per_request_pandas_features_agree(home, clean):
     served = forecaster(home)
     try:

@@ -393,6 +393,12 @@ class PredictionWriter:
         return future
 
     def _commit(self, pending: list[tuple[Sequence[Mapping[str, Any]], Future[None]]]) -> None:
+        """One transaction for the rows still wanted: a future cancelled before its commit
+        (its caller timed out and was never answered) drops its rows, and one being
+        committed can no longer be cancelled, so every future is settled exactly once."""
+        pending = [(rows, f) for rows, f in pending if f.set_running_or_notify_cancel()]
+        if not pending:
+            return
         try:
             if not self._created:  # the database may have been down when we started
                 self.store.create()

@@ -406,8 +406,8 @@ class NaturalBatcher:
         outcomes = [await future for future in futures]
         commits = {id(commit): commit for _, commit in outcomes if commit is not None}
         for commit in commits.values():
-            try:
-                await commit
+            try:  # shared by the batch: a caller that times out must not cancel it for all
+                await asyncio.shield(commit)
             except Exception as error:
                 raise Unavailable(
                     f"prediction store: the forecast could not be logged ({brief(error)})"
