@@ -270,6 +270,27 @@ def test_a_caller_that_times_out_does_not_fail_the_others_in_its_batch(home, cle
         served.close()
 
 
+def test_a_store_that_cannot_be_opened_answers_unavailable_at_once(home, clean):
+    """Its file cannot be created (a parent is a file): every caller hears 503's reason,
+    none waits for BentoML's timeout (the batch loop once died deciding where to compute)."""
+    (home / "not-a-directory").write_text("")
+    store = PredictionStore(url=f"sqlite:///{home / 'not-a-directory' / 'predictions.db'}")
+    served = Forecaster(registry_at(home), store, reload_seconds=0)
+    batcher = NaturalBatcher(served)
+
+    async def twice() -> list[BaseException | list]:
+        calls = [batcher.predict(requests_for(clean, 1)) for _ in range(2)]
+        return await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), 5)
+
+    try:
+        outcomes = asyncio.run(twice())
+        assert all(isinstance(o, Unavailable) for o in outcomes), outcomes
+        assert "prediction store" in str(outcomes[0])
+    finally:
+        batcher.close()
+        served.close()
+
+
 def test_batched_numpy_and_per_request_pandas_features_agree(home, clean):
     served = forecaster(home)
     try:

@@ -140,6 +140,12 @@ def test_readyz_follows_the_store_away_and_back(tmp_path, clean, body, postgres_
             assert "prediction store" in httpx.get(f"{served.url}/readyz").text
             refused = predict(served.url, body)
             assert refused.status_code == 503 and "prediction store" in refused.text
+            feedback = httpx.post(
+                f"{served.url}/feedback",
+                json={"prediction_id": first.json()[0]["prediction_id"], "rating": 3},
+                timeout=30,
+            )
+            assert feedback.status_code == 503 and "prediction store" in feedback.text
 
             proxy.resume()
             until(lambda: httpx.get(f"{served.url}/readyz").status_code == 200, what="ready")

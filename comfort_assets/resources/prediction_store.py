@@ -89,6 +89,11 @@ def _engine(url: str, sqlite_synchronous: str) -> Engine:
 
 
 @lru_cache(maxsize=16)
+def _is_sqlite(url: str) -> bool:
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+@lru_cache(maxsize=16)
 def _table(name: str) -> sa.Table:
     if not _IDENTIFIER.match(name):
         raise ValueError(f"table must be a plain SQL identifier, got {name!r}")
@@ -139,8 +144,9 @@ class PredictionStore(dg.ConfigurableResource):
 
     @property
     def is_sqlite(self) -> bool:
-        """A local file: a commit is a write into the page cache, not a network round trip."""
-        return self.engine.dialect.name == "sqlite"
+        """A local file: a commit is a write into the page cache, not a network round trip.
+        Read from the URL: it holds even when the database cannot be opened."""
+        return _is_sqlite(normalise_url(self.url))
 
     def checkpoint(self) -> None:
         """Copy SQLite's write-ahead log into the database file (a no-op elsewhere). PASSIVE:

@@ -446,8 +446,9 @@ class NaturalBatcher:
                 size = min(len(self._waiting), self.max_size)
                 batch = [self._waiting.popleft() for _ in range(size)]
                 requests = [r for r, _ in batch]
-                inline = self._computes_inline(size)
+                inline = False
                 try:
+                    inline = self._computes_inline(size)
                     if inline:
                         results, commit = self._compute(requests, inline=True)
                     else:

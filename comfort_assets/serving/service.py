@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 import os
 from typing import Annotated
 
@@ -47,6 +48,7 @@ from comfort_assets.serving.core import (
     ForecastFailed,
     NaturalBatcher,
     Unavailable,
+    brief,
 )
 from comfort_assets.serving.guard import (
     MAX_BODY_BYTES,
@@ -65,6 +67,7 @@ from comfort_assets.serving.schemas import (
 )
 from comfort_assets.serving.weather import IngestedWeather
 
+log = logging.getLogger(__name__)
 _FORECASTS = TypeAdapter(list[Forecast])
 readiness = Readiness()
 quiet_client_errors()
@@ -136,9 +139,13 @@ class ComfortForecast:
         a felt-comfort `rating`, at least one of the two. Idempotent: the same feedback twice
         leaves the same row, a later value replaces an earlier one. 404 for an unknown id."""
         store = self.forecaster.store
-        row = await asyncio.to_thread(
-            store.record_feedback, body.prediction_id, body.actual_di, body.rating
-        )
+        try:
+            row = await asyncio.to_thread(
+                store.record_feedback, body.prediction_id, body.actual_di, body.rating
+            )
+        except Exception as error:  # the store, not the caller: 503, and never the id
+            log.warning("feedback not recorded: prediction store: %s", brief(error))
+            return _unavailable(Unavailable(f"prediction store: {brief(error)}"))
         if row is None:
             raise NotFound(f"prediction_id {body.prediction_id[:8]}…: no such prediction")
         return FeedbackAck(
