@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
+import math
 import random
 import time
 import uuid
@@ -184,6 +186,8 @@ BAD_FORECASTS = {
     ),
     "not on the hour": ({"station": "JFK", "time": "2013-07-08T18:30:00Z"}, "time", "on the hour"),
     "a number for a time": ({"station": "JFK", "time": 1373306400}, "time", "ISO 8601"),
+    "Unix seconds as text": ({"station": "JFK", "time": "1373306400"}, "time", "ISO 8601"),
+    "a date without a time": ({"station": "JFK", "time": "2013-07-08"}, "time", "ISO 8601"),
     "the future": ({"station": "JFK", "time": "2999-07-08T18:00:00Z"}, "time", "outside"),
     "no station": ({"time": "2013-07-08T18:00:00Z"}, "station", "Field required"),
     "unknown field": ({"station": "JFK", "observations": {}}, "observations", "Extra inputs"),
@@ -267,6 +271,9 @@ BAD_INPUTS = {
         "representable",
     ),
     "year 1900": (_set(("observed_until",), "1900-07-01T15:00:00Z"), "observed_until", "outside"),
+    "Unix seconds as text": (_set(("observed_until",), "1372377600"), "observed_until", "ISO 8601"),
+    "NaN": (_set_hour("pressure_hpa", 5, math.nan), "pressure_hpa", "finite number"),
+    "Infinity": (_set_hour("temp_c", 5, math.inf), "temp_c", "finite number"),
     "year 2999": (_set(("observed_until",), "2999-07-01T15:00:00Z"), "observed_until", "outside"),
 }
 
@@ -277,12 +284,33 @@ def test_bad_input_is_a_4xx_naming_field_and_reason(client, body, case):
     request = copy.deepcopy(body)
     mutate(request)
     good = copy.deepcopy(body)
-    response = client.post("/predict", json={"requests": [good, request]})
+    response = client.post(  # json.dumps writes NaN and Infinity as JavaScript does
+        "/predict",
+        content=json.dumps({"requests": [good, request]}),
+        headers={"content-type": "application/json"},
+    )
     assert 400 <= response.status_code < 500, response.text
     (error,) = response.json()["detail"]
     assert error["loc"][:2] == ["requests", 1]
     assert field in error["loc"], error
     assert reason in error["msg"], error
+
+
+def test_a_body_full_of_mistakes_gets_a_short_answer(client, body):
+    """The first bad window's first mistake per variable, not one error per hour of every
+    window (a 1-MiB body of `true` once got a 33-MB answer)."""
+    wrong = copy.deepcopy(body)
+    wrong["observations"] = {name: [True] * WINDOW_HOURS for name in body["observations"]}
+    response = client.post("/predict", json={"requests": [wrong] * MAX_REQUESTS_PER_CALL})
+    assert response.status_code == 400
+    detail = response.json()["detail"]
+    assert {tuple(e["loc"][:2]) for e in detail} == {("requests", 0)}
+    assert len(detail) == len(body["observations"]) and len(response.content) < 10_000
+
+
+def test_a_null_time_means_the_newest_hour(client):
+    response = client.post("/forecast", json={"station": "JFK", "time": None})
+    assert response.status_code == 200, response.text
 
 
 def test_malformed_bodies_are_4xx(client, body):

@@ -13,6 +13,7 @@ horizon depend on the loaded champion: the service publishes them with `set_cont
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
@@ -53,8 +54,11 @@ EARLIEST_OBSERVED = datetime(1950, 1, 1, tzinfo=UTC)
 FUTURE_SLACK = timedelta(hours=1)
 #: Requests per `/predict` call (the OpenAPI document says so too).
 MAX_REQUESTS_PER_CALL = 64
-#: Strict JSON: numbers must be numbers, unknown fields are errors.
-STRICT = ConfigDict(strict=True, extra="forbid")
+#: Strict JSON: numbers must be finite numbers (no NaN, Infinity or 1e999 tokens), unknown
+#: fields are errors.
+STRICT = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False)
+#: An ISO 8601 date-time: a date and a time (a bare number would be read as Unix seconds).
+_ISO_DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
 
 
 @dataclass(frozen=True)
@@ -134,8 +138,6 @@ def _check_window(values: list[float | None], name: str) -> list[float | None]:
             f"{' …' if len(hours) > 5 else ''} ({len(hours)} missing); a required variable "
             "needs every hour (index 0 is the oldest)"
         )
-    if np.isinf(array).any():
-        raise ValueError(f"non-finite value at hour index {np.flatnonzero(np.isinf(array))[0]}")
     low, high = VALID_RANGES[name]
     outside = finite & ((array < low) | (array > high))
     if outside.any():
@@ -182,6 +184,8 @@ def _observations_model() -> type[BaseModel]:
             list[float | None] if name in REQUIRED else list[float | None] | None,
             Field(
                 ... if name in REQUIRED else None,
+                fail_fast=True,  # one error per variable, not one per hour (a 1-MiB body of
+                # `true` gave a 33-MB answer)
                 description=f"exactly {WINDOW_HOURS} hourly values, oldest first, in "
                 f"[{VALID_RANGES[name][0]:g}, {VALID_RANGES[name][1]:g}]"
                 + (", every hour present" if name in REQUIRED else "; may be omitted or null"),
@@ -216,22 +220,33 @@ def _known_station(station: str) -> str:
 
 
 def _iso_text(value: Any) -> Any:
-    if not isinstance(value, str | datetime):
-        raise ValueError("must be an ISO 8601 date-time string")
+    """An ISO 8601 date-time string (or a datetime from Python; None where it is optional)."""
+    if value is None or isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not _ISO_DATE_TIME.match(value):
+        raise ValueError("must be an ISO 8601 date-time string, e.g. 2013-07-08T18:00:00Z")
     return value
 
 
-def _observed_hour(moment: datetime) -> datetime:
-    """The UTC hour a window ends at: naive means UTC, on the hour, from the past."""
+def _observed_hour(moment: datetime | None) -> datetime | None:
+    """The UTC hour a window ends at: naive means UTC, on the hour, from the past (None
+    where it is optional: the default)."""
+    if moment is None:
+        return None
     try:
         moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
     except OverflowError:  # 0001-01-01T00:00+01:00 has no UTC time
         raise ValueError("outside the representable range of times") from None
     latest = datetime.now(UTC) + FUTURE_SLACK
     if not EARLIEST_OBSERVED <= moment <= latest:
+        why = (
+            "observations come from the past"
+            if moment > latest
+            else "before the first hourly records a forecast can be made from"
+        )
         raise ValueError(
-            f"{moment:%Y-%m-%dT%H:%MZ} is outside [{EARLIEST_OBSERVED:%Y-%m-%d}, "
-            f"now + {FUTURE_SLACK.seconds // 3600} h]: observations come from the past"
+            f"{moment.isoformat().replace('+00:00', 'Z')} is outside "
+            f"[{EARLIEST_OBSERVED:%Y-%m-%d}, now + {FUTURE_SLACK.seconds // 3600} h]: {why}"
         )
     if (moment.minute, moment.second, moment.microsecond) != (0, 0, 0):
         raise ValueError(f"must be on the hour (hourly observations), got {moment:%H:%M:%S}")
@@ -280,6 +295,7 @@ class PredictBody(BaseModel):
     requests: list[ForecastRequest] = Field(
         min_length=1,
         max_length=MAX_REQUESTS_PER_CALL,
+        fail_fast=True,  # the first bad window's errors, not every window's
         description=f"1 to {MAX_REQUESTS_PER_CALL} windows; a bad one fails the call with a "
         "400 naming requests.<index> and the field",
     )
