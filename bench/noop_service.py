@@ -18,14 +18,14 @@ import bentoml
 from bentoml.validators import ContentType
 from starlette.responses import Response
 
-from comfort_assets.serving.guard import MAX_BODY_BYTES, Guard, Readiness
+from comfort_assets.serving.guard import MAX_BODY_BYTES, REQUEST_TIMEOUT_S, Guard, Readiness
 from comfort_assets.serving.schemas import PredictBody, set_contract
 
 _ANSWER = b'[{"di_forecast": 0.0}]'
 #: The comfort service's settings that bear on speed.
 SETTINGS: dict[str, Any] = {
     "workers": 1,
-    "traffic": {"timeout": 10},
+    "traffic": {"timeout": REQUEST_TIMEOUT_S},
     "logging": {"access": {"enabled": False}},
     "tracing": {"excluded_urls": ["/predict"]},
     "metrics": {"enabled": False},

@@ -337,6 +337,21 @@ def test_a_body_that_is_not_json_is_a_415(client, body, content_type):
         assert "application/json" in response.json()["error"]
 
 
+@pytest.mark.parametrize(
+    ("headers", "reason"),
+    [
+        ({"content-type": "application/json; charset=utf-16"}, "charset"),
+        ({"content-type": "application/json", "content-encoding": "gzip"}, "Content-Encoding"),
+    ],
+)
+def test_a_body_in_another_charset_or_encoding_is_a_415(client, body, headers, reason):
+    response = client.post("/predict", content=json.dumps({"requests": [body]}), headers=headers)
+    assert response.status_code == 415 and reason in response.json()["error"]
+    plain = {"content-type": "application/json; charset=UTF-8"}
+    accepted = client.post("/predict", content=json.dumps({"requests": [body]}), headers=plain)
+    assert accepted.status_code == 200, accepted.text
+
+
 def test_bodies_over_the_limit_are_a_413_and_others_are_served(client, body):
     huge = b'{"requests": [], "x": "' + b"a" * (MAX_BODY_BYTES + 10) + b'"}'
     declared = client.post("/predict", content=huge, headers={"content-type": "application/json"})

@@ -291,6 +291,45 @@ def test_a_store_that_cannot_be_opened_answers_unavailable_at_once(home, clean):
         served.close()
 
 
+_CANCELLED_TWICE = """
+import asyncio
+from comfort_assets.serving.guard import Guard, Readiness
+
+async def slow(scope, receive, send):
+    await asyncio.sleep(5)
+
+guard = Guard(slow, Readiness(problems=list), max_body=1000, timeout_s=0.1)
+scope = {"type": "http", "path": "/predict", "method": "POST",
+         "headers": [(b"content-type", b"application/json"), (b"content-length", b"2")]}
+
+async def cancelled_after(seconds):
+    try:
+        await asyncio.wait_for(guard(scope, None, None), seconds)
+    except TimeoutError:
+        pass
+
+asyncio.run(cancelled_after(0.02))  # the client hung up
+asyncio.run(cancelled_after(0.3))  # BentoML's timeout
+print(guard._metrics.client.generate_latest().decode())
+"""
+
+
+def test_a_request_cut_off_is_counted_as_504_or_499_not_500(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-c", _CANCELLED_TWICE],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)},
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    counts = [line for line in done.stdout.splitlines() if "_count{" in line]
+    assert sorted(counts) == [
+        'comfort_http_request_duration_seconds_count{route="/predict",status="499"} 1.0',
+        'comfort_http_request_duration_seconds_count{route="/predict",status="504"} 1.0',
+    ]
+
+
 def test_batched_numpy_and_per_request_pandas_features_agree(home, clean):
     served = forecaster(home)
     try:

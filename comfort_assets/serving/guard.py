@@ -17,6 +17,7 @@ found, without touching its internals:
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -29,6 +30,8 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
+#: BentoML's ``traffic.timeout`` for the services behind the guard (s).
+REQUEST_TIMEOUT_S = 10.0
 #: Largest request body accepted (1 MiB: a full 64-window `/predict` call is ~250 KB).
 MAX_BODY_BYTES = 1 << 20
 #: The API routes (POST, JSON bodies) and everything else worth its own metrics label.
@@ -63,6 +66,24 @@ async def _answer(send: Send, status: int, payload: dict[str, Any] | bytes, kind
     await send({"type": "http.response.body", "body": body})
 
 
+def _unsupported_body(headers: dict[bytes, bytes]) -> str | None:
+    """Why a body cannot be read as the JSON the APIs take, or None: another media type, a
+    charset other than UTF-8 (it would be read as UTF-8 anyway), or a Content-Encoding (a
+    gzip body was refused as bad JSON, a plain one labelled gzip was accepted)."""
+    kind = headers.get(b"content-type", b"application/json").decode("latin-1")
+    media, *parameters = (part.strip().lower() for part in kind.split(";"))
+    if media != "application/json":
+        return f"Content-Type must be application/json, got {kind[:40]!r}"
+    for parameter in parameters:
+        name, _, value = parameter.partition("=")
+        if name.strip() == "charset" and value.strip().strip('"') not in ("utf-8", "utf8"):
+            return f"charset must be utf-8, got {value.strip()[:20]!r}"
+    encoding = headers.get(b"content-encoding", b"identity").decode("latin-1").strip().lower()
+    if encoding not in ("identity", ""):
+        return f"Content-Encoding is not supported, got {encoding[:20]!r}: send plain JSON"
+    return None
+
+
 class _Metrics:
     """Request counts and latencies by (route, status): a bounded set of series."""
 
@@ -85,11 +106,18 @@ class Guard:
     """ASGI middleware: body limit, JSON only, readiness with reasons, bounded metrics."""
 
     def __init__(
-        self, app: Callable[..., Awaitable[None]], readiness: Readiness, max_body: int
+        self,
+        app: Callable[..., Awaitable[None]],
+        readiness: Readiness,
+        max_body: int,
+        timeout_s: float = REQUEST_TIMEOUT_S,
     ) -> None:
         self.app = app
         self.readiness = readiness
         self.max_body = max_body
+        #: BentoML's ``traffic.timeout``: a request cancelled after it is counted as a 504,
+        #: one cancelled sooner as 499 (nginx's "client closed request").
+        self.timeout_s = timeout_s
         self._metrics: _Metrics | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -110,6 +138,10 @@ class Guard:
 
         try:
             await self._route(scope, receive, send_noting_status)
+        except asyncio.CancelledError:  # BentoML's timeout (504), or the client hung up
+            if status == 500:
+                status = 504 if time.perf_counter() - started >= self.timeout_s else 499
+            raise
         finally:
             route = path if path in ROUTES else "other"
             self._metrics.observe(route, status, time.perf_counter() - started)
@@ -158,14 +190,9 @@ class Guard:
 
     async def _api(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = dict(scope["headers"])
-        kind = headers.get(b"content-type", b"application/json").decode("latin-1")
-        if kind.split(";")[0].strip().lower() != "application/json":
-            await _answer(
-                send,
-                415,
-                {"error": f"Content-Type must be application/json, got {kind[:40]!r}"},
-                "application/json",
-            )
+        problem = _unsupported_body(headers)
+        if problem is not None:
+            await _answer(send, 415, {"error": problem}, "application/json")
             return
         declared = headers.get(b"content-length")
         if declared is not None:

@@ -52,6 +52,7 @@ from comfort_assets.serving.core import (
 )
 from comfort_assets.serving.guard import (
     MAX_BODY_BYTES,
+    REQUEST_TIMEOUT_S,
     Guard,
     Readiness,
     die_with_parent,
@@ -80,7 +81,7 @@ def _unavailable(error: Exception) -> Response:
 @bentoml.service(
     name="comfort_forecast",
     workers=int(os.environ.get("COMFORT_SERVING_WORKERS", "1")),
-    traffic={"timeout": 10},
+    traffic={"timeout": REQUEST_TIMEOUT_S},
     logging={"access": {"enabled": False}},
     # OpenTelemetry cost a third of the event loop even unsampled
     tracing={
