@@ -330,6 +330,38 @@ def test_a_request_cut_off_is_counted_as_504_or_499_not_500(tmp_path):
     ]
 
 
+def test_a_window_validated_for_the_previous_champion_is_refused_by_the_next(home, clean):
+    """The pointer can move between a request's validation and its batch: a station the new
+    champion was not trained for is that caller's 400, never a forecast by a model that
+    does not know the station; the rest of the batch is answered."""
+    from pydantic import ValidationError
+
+    served = forecaster(home)
+    batcher = NaturalBatcher(served)
+    registry = registry_at(home)
+    by_station = {r.station: r for r in requests_for(clean, 3)}  # validated for all three
+    jfk, ewr = by_station["JFK"], by_station["EWR"]
+    model, _ = registry.load(registry.champion())
+    jfk_only = registry.register(model, {"stations": ["JFK"], "metrics": {}})
+    registry.promote(jfk_only, "a champion for JFK alone")
+    assert served.refresh()
+
+    async def both() -> list:
+        calls = [batcher.predict([jfk]), batcher.predict([ewr])]
+        return await asyncio.gather(*calls, return_exceptions=True)
+
+    try:
+        answered, refused = asyncio.run(both())
+        assert answered[0].model_version == jfk_only
+        assert isinstance(refused, ValidationError)
+        assert refused.errors()[0]["loc"] == ("station",)
+        assert f"{jfk_only} was trained for ['JFK']" in str(refused)
+        assert served.store.count() == 1
+    finally:
+        batcher.close()
+        served.close()
+
+
 def test_batched_numpy_and_per_request_pandas_features_agree(home, clean):
     served = forecaster(home)
     try:

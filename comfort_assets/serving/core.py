@@ -340,10 +340,18 @@ class Forecaster:
 
     def forecast_each(
         self, requests: Sequence[ForecastRequest]
-    ) -> tuple[list[Forecast | ForecastFailed], list[dict[str, Any]]]:
+    ) -> tuple[list[Forecast | Exception], list[dict[str, Any]]]:
         """`forecast` on the batch; if the batch fails, each window alone, so that one
         window that breaks (a bug: input is validated before it gets here) fails only its
-        own caller. `Unavailable` concerns everyone and is raised."""
+        own caller. A window the champion cannot answer (validated against the one before
+        it) is its caller's 400. `Unavailable` concerns everyone and is raised."""
+        contract = self.serving().contract
+        refused = [contract.refusal(request) for request in requests]
+        if any(refused):
+            fitting = [r for r, error in zip(requests, refused, strict=True) if error is None]
+            answered, rows = self.forecast_each(fitting) if fitting else ([], [])
+            answers = iter(answered)
+            return [error or next(answers) for error in refused], rows
         try:
             forecasts, rows = self.forecast(requests)
             return list(forecasts), rows
@@ -353,7 +361,7 @@ class Forecaster:
             if len(requests) == 1:
                 log.exception("forecast failed for one window")
                 return [ForecastFailed("the forecast failed; see the server log")], []
-        results: list[Forecast | ForecastFailed] = []
+        results: list[Forecast | Exception] = []
         rows: list[dict[str, Any]] = []
         for request in requests:
             one, row = self.forecast_each([request])

@@ -69,6 +69,29 @@ class ServingContract:
     stations: frozenset[str]
     horizon_h: int
 
+    def station_problem(self, station: str) -> str | None:
+        if station in self.stations:
+            return None
+        return (
+            f"unknown station {station!r}: {self.version} was trained for {sorted(self.stations)}"
+        )
+
+    def horizon_problem(self, horizon: int | None) -> str | None:
+        if horizon is None or horizon == self.horizon_h:
+            return None
+        return f"{self.version} forecasts {self.horizon_h} h ahead, not {horizon} h"
+
+    def refusal(self, request: ForecastRequest) -> ValidationError | None:
+        """The 400 for a request this champion cannot answer: one validated against the
+        champion before it (the pointer moved while the request waited for its batch)."""
+        for name, problem in (
+            ("station", self.station_problem(request.station)),
+            ("horizon_h", self.horizon_problem(request.horizon_h)),
+        ):
+            if problem is not None:
+                return field_error("ForecastRequest", name, problem)
+        return None
+
 
 _contract: ServingContract | None = None
 #: The served OpenAPI document's title (its version is the champion's).
@@ -211,11 +234,8 @@ Observations = _observations_model()
 
 
 def _known_station(station: str) -> str:
-    if _contract is not None and station not in _contract.stations:
-        raise ValueError(
-            f"unknown station {station!r}: {_contract.version} was trained for "
-            f"{sorted(_contract.stations)}"
-        )
+    if _contract is not None and (problem := _contract.station_problem(station)):
+        raise ValueError(problem)
     return station
 
 
@@ -280,10 +300,8 @@ class ForecastRequest(BaseModel):
     @field_validator("horizon_h")
     @classmethod
     def champion_horizon(cls, horizon: int | None) -> int | None:
-        if horizon is not None and _contract is not None and horizon != _contract.horizon_h:
-            raise ValueError(
-                f"{_contract.version} forecasts {_contract.horizon_h} h ahead, not {horizon} h"
-            )
+        if _contract is not None and (problem := _contract.horizon_problem(horizon)):
+            raise ValueError(problem)
         return horizon
 
 
