@@ -282,6 +282,17 @@ def move_champion(args: argparse.Namespace) -> int:
     return 0
 
 
+def check_settings() -> None:
+    """The environment's settings, each mistake one line naming the variable."""
+    from comfort_assets.deployment import SettingError
+    from comfort_assets.deployment import check_settings as check
+
+    try:
+        check()
+    except SettingError as error:
+        raise UsageError(str(error)) from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["simulate"]:
@@ -290,6 +301,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return simulation.main(argv[1:])
     try:
         args = parser().parse_args(argv)
+        if args.command != "models" or os.environ.get("COMFORT_ENV", "local") != "local":
+            check_settings()  # a local listing reads files alone (and must answer at once)
         if args.command == "models":
             rows = cli_models.list_models()
             print(json.dumps(rows, indent=1) if args.json else cli_models.format_models(rows))

@@ -10,6 +10,7 @@ Production values come from `dg.EnvVar` so secrets never sit in code or in run c
 
 from __future__ import annotations
 
+import math
 import os
 from datetime import date
 from pathlib import Path
@@ -36,10 +37,26 @@ from comfort_assets.resources.weather import (
 ENVIRONMENTS = ("local", "production")
 
 
+class SettingError(ValueError):
+    """An environment variable that cannot be used; the message names it and says why."""
+
+
+def number_setting(name: str, default: float, minimum: float = 0.0) -> float:
+    """A finite number ≥ ``minimum`` from the environment (unset or empty: ``default``)."""
+    text = os.environ.get(name) or str(default)
+    try:
+        value = float(text)
+    except ValueError:
+        raise SettingError(f"{name} must be a number, got {text[:40]!r}") from None
+    if not math.isfinite(value) or value < minimum:
+        raise SettingError(f"{name} must be a finite number ≥ {minimum:g}, got {text[:40]!r}")
+    return value
+
+
 def environment() -> str:
     env = os.environ.get("COMFORT_ENV", "local")
     if env not in ENVIRONMENTS:
-        raise ValueError(f"COMFORT_ENV must be one of {ENVIRONMENTS}, got {env!r}")
+        raise SettingError(f"COMFORT_ENV must be one of {ENVIRONMENTS}, got {env!r}")
     return env
 
 
@@ -58,14 +75,14 @@ def source() -> str:
     default = "bundled" if environment() == "local" else "kma"
     kind = os.environ.get("COMFORT_SOURCE") or default
     if kind not in SOURCES:
-        raise ValueError(f"COMFORT_SOURCE must be one of {SOURCES}, got {kind!r}")
+        raise SettingError(f"COMFORT_SOURCE must be one of {SOURCES}, got {kind!r}")
     return kind
 
 
 def _weather_file() -> str:
     path = os.environ.get("COMFORT_WEATHER_FILE")
     if not path:
-        raise ValueError(
+        raise SettingError(
             "COMFORT_SOURCE=file needs COMFORT_WEATHER_FILE (the path of a CSV or Parquet file)"
         )
     return path
@@ -78,9 +95,16 @@ def _weather_timezone() -> str | None:
 def _api_span() -> DaySpan:
     """``COMFORT_START_DATE`` (default 2024-01-01) to ``COMFORT_END_DATE`` (inclusive; default:
     open, up to yesterday)."""
-    start = date.fromisoformat(os.environ.get("COMFORT_START_DATE") or DEFAULT_API_START)
+
+    def day(name: str, text: str) -> date:
+        try:
+            return date.fromisoformat(text)
+        except ValueError:
+            raise SettingError(f"{name} must be a date YYYY-MM-DD, got {text[:40]!r}") from None
+
+    start = day("COMFORT_START_DATE", os.environ.get("COMFORT_START_DATE") or DEFAULT_API_START)
     end = os.environ.get("COMFORT_END_DATE")
-    return DaySpan(start, date.fromisoformat(end) if end else date.max)
+    return DaySpan(start, day("COMFORT_END_DATE", end) if end else date.max)
 
 
 def weather_partitions() -> dg.DailyPartitionsDefinition:
@@ -112,6 +136,8 @@ def object_store(resolve_env: bool = False) -> ObjectStore:
     the Bento service); Dagster resolves `dg.EnvVar` itself and shows the variable's name."""
     if environment() == "local":
         return LocalObjectStore(root=str(comfort_home() / "store"))
+    if resolve_env and not os.environ.get("COMFORT_S3_BUCKET"):
+        raise SettingError("COMFORT_ENV=production needs COMFORT_S3_BUCKET (the object store)")
     bucket = os.environ["COMFORT_S3_BUCKET"] if resolve_env else dg.EnvVar("COMFORT_S3_BUCKET")
     return S3ObjectStore(
         s3=S3Resource(endpoint_url=os.environ.get("AWS_ENDPOINT_URL_S3")),
@@ -130,7 +156,7 @@ def prediction_store(resolve_env: bool = False) -> PredictionStore:
     if not resolve_env:
         return PredictionStore(url=dg.EnvVar("COMFORT_PREDICTION_DB_URL"))
     if not url:
-        raise ValueError("COMFORT_ENV=production needs COMFORT_PREDICTION_DB_URL")
+        raise SettingError("COMFORT_ENV=production needs COMFORT_PREDICTION_DB_URL")
     return PredictionStore(url=url)
 
 
@@ -143,7 +169,7 @@ def _open_meteo_stations(text: str) -> dict[str, list[float]]:
         try:
             stations[name.strip()] = [float(latitude), float(longitude)]
         except ValueError:
-            raise ValueError(
+            raise SettingError(
                 f"COMFORT_OPEN_METEO_STATIONS item {item!r} is not NAME=latitude:longitude"
             ) from None
     return stations
@@ -160,7 +186,7 @@ def weather_source() -> WeatherSource:
         return FileWeatherSource(
             path=dg.EnvVar("COMFORT_WEATHER_FILE"),
             timezone=dg.EnvVar("COMFORT_WEATHER_TIMEZONE") if timezone else None,
-            units=parse_declarations(os.environ.get("COMFORT_WEATHER_UNITS", "")),
+            units=_declared_units(),
         )
     from comfort_assets.resources.connectors import KmaAsosWeatherSource, OpenMeteoWeatherSource
 
@@ -171,10 +197,50 @@ def weather_source() -> WeatherSource:
             stations=_open_meteo_stations(stations), **({"base_url": url} if url else {})
         )
     stations = os.environ.get("COMFORT_KMA_STATIONS", "108")
-    return KmaAsosWeatherSource(
-        service_key=dg.EnvVar("KMA_SERVICE_KEY"),
-        station_ids=[int(s) for s in stations.split(",") if s.strip()],
-    )
+    try:
+        station_ids = [int(s) for s in stations.split(",") if s.strip()]
+    except ValueError:
+        raise SettingError(
+            f"COMFORT_KMA_STATIONS must be KMA station ids like 108,159, got {stations[:40]!r}"
+        ) from None
+    return KmaAsosWeatherSource(service_key=dg.EnvVar("KMA_SERVICE_KEY"), station_ids=station_ids)
+
+
+def _declared_units() -> dict[str, str]:
+    text = os.environ.get("COMFORT_WEATHER_UNITS", "")
+    try:
+        return parse_declarations(text)
+    except ValueError as error:
+        raise SettingError(f"COMFORT_WEATHER_UNITS: {error}") from None
+
+
+def check_settings() -> None:
+    """Every setting the definitions and the CLI read, checked before anything starts, so
+    that a mistake in the environment is one line naming the variable (it was a traceback
+    from deep inside the definitions' import)."""
+    kind = source()
+    try:
+        weather_partitions()  # a file source reads the file's times
+    except SettingError:
+        raise
+    except Exception as error:  # missing, empty, unreadable: the file, not the code
+        first = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
+        raise SettingError(
+            f"COMFORT_WEATHER_FILE {os.environ.get('COMFORT_WEATHER_FILE')}: "
+            f"{type(error).__name__}: {first}"
+        ) from None
+    weather_source()
+    if kind == "kma" and not os.environ.get("KMA_SERVICE_KEY"):
+        raise SettingError("COMFORT_SOURCE=kma needs KMA_SERVICE_KEY (a data.go.kr service key)")
+    object_store(resolve_env=True)
+    prediction_store(resolve_env=True)
+    cooldown_seconds()
+
+
+def cooldown_seconds() -> float:
+    """At most one monitoring-triggered retrain per cooldown (``COMFORT_RETRAIN_COOLDOWN_HOURS``,
+    default 24), so a persisting decay does not retrain on every evaluation."""
+    return 3600.0 * number_setting("COMFORT_RETRAIN_COOLDOWN_HOURS", 24.0)
 
 
 def tracker() -> ExperimentTracker:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import socket
 import subprocess
@@ -61,6 +62,10 @@ SEARCH_SPACE: dict[str, list[float]] = {
     "colsample_bytree": [0.8],
 }
 TUNING_FOLDS = 2
+
+
+#: A century of days: more than any weather file holds, and inside pandas' range of times.
+MAX_DAYS = 36_500
 
 
 class UsageError(Exception):
@@ -135,8 +140,17 @@ def _options(argv: Sequence[str] | None) -> Options:
     for name in ("holdout_days", "validation_days"):
         if getattr(args, name) < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be at least 1")
-    if args.cooldown_days < 0 or args.rmse_factor <= 0:
-        raise UsageError("--cooldown-days must be ≥ 0 and --rmse-factor > 0")
+    if args.days is not None and args.days > MAX_DAYS:
+        raise UsageError(f"--days must be at most {MAX_DAYS}, got {args.days}")
+    if not (math.isfinite(args.cooldown_days) and args.cooldown_days >= 0):
+        raise UsageError(f"--cooldown-days must be a number ≥ 0, got {args.cooldown_days}")
+    if not (math.isfinite(args.rmse_factor) and args.rmse_factor > 0):
+        raise UsageError(f"--rmse-factor must be a number > 0, got {args.rmse_factor}")
+    if args.out is not None and args.out.exists() and not args.out.is_dir():
+        raise UsageError(f"--out {args.out} is a file: give a folder")
+    # the replay runs locally (COMFORT_ENV=local), where the default source is the bundled file
+    if (os.environ.get("COMFORT_SOURCE") or "bundled") not in ("bundled", "file"):
+        raise UsageError("simulate replays a file-backed source (COMFORT_SOURCE=bundled|file)")
     try:
         train_end = utc_day(args.train_end) if args.train_end else None
         start = utc_day(args.start) if args.start else None
@@ -181,6 +195,7 @@ def _environment(options: Options) -> Path:
         }
     )
     os.environ.pop("COMFORT_PREDICTION_DB_URL", None)
+    os.environ.pop("COMFORT_SLACK_WEBHOOK_URL", None)  # a replayed year's alerts go to the log
     return home
 
 
@@ -329,10 +344,7 @@ class Pipeline:
         day's ingestion brings the same weather later, as the actuals)."""
         from comfort_assets.domain.cleaning import clean_observations
 
-        whole = self.resources["weather"].whole()
-        if whole is None:
-            raise UsageError("simulate replays a file-backed source (COMFORT_SOURCE=bundled|file)")
-        return clean_observations(whole).clean
+        return clean_observations(self.resources["weather"].whole()).clean  # a file: _options
 
     def ingest_range(self, first: pd.Timestamp, last: pd.Timestamp) -> Any:
         """Days ``first``…``last`` in, as one run (as the daily schedule does)."""
@@ -661,6 +673,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as error:
         print(f"comfort simulate: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("comfort simulate: interrupted", file=sys.stderr)
+        return 130
     print(json.dumps(summary))
     return 0
 

@@ -161,6 +161,48 @@ def test_a_user_mistake_is_one_line_exit_2_and_no_run(home, capsys, argv):
     assert pointer["version"] == "weather-predictor-001"
 
 
+SETTING_MISTAKES = {
+    "unknown environment": ({"COMFORT_ENV": "prod"}, "COMFORT_ENV"),
+    "production without a bucket": (
+        {"COMFORT_ENV": "production", "KMA_SERVICE_KEY": "k"},
+        "COMFORT_S3_BUCKET",
+    ),
+    "KMA without a key": ({"COMFORT_SOURCE": "kma"}, "KMA_SERVICE_KEY"),
+    "unknown source": ({"COMFORT_SOURCE": "csv"}, "COMFORT_SOURCE"),
+    "missing weather file": (
+        {"COMFORT_SOURCE": "file", "COMFORT_WEATHER_FILE": "/no/such/weather.csv"},
+        "COMFORT_WEATHER_FILE",
+    ),
+    "KMA station names": (
+        {"COMFORT_SOURCE": "kma", "KMA_SERVICE_KEY": "k", "COMFORT_KMA_STATIONS": "seoul"},
+        "COMFORT_KMA_STATIONS",
+    ),
+    "not a date": (
+        {"COMFORT_SOURCE": "open-meteo", "COMFORT_START_DATE": "2024-13-01"},
+        "COMFORT_START_DATE",
+    ),
+    "no cooldown": ({"COMFORT_RETRAIN_COOLDOWN_HOURS": "nan"}, "COMFORT_RETRAIN_COOLDOWN_HOURS"),
+    "negative cooldown": (
+        {"COMFORT_RETRAIN_COOLDOWN_HOURS": "-5"},
+        "COMFORT_RETRAIN_COOLDOWN_HOURS",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", SETTING_MISTAKES)
+def test_a_setting_mistake_is_one_line_naming_the_variable_and_exit_2(
+    home, capsys, monkeypatch, case
+):
+    settings, variable = SETTING_MISTAKES[case]
+    for name, value in settings.items():
+        monkeypatch.setenv(name, value)
+    command = ["models"] if "COMFORT_ENV" in settings else ["train", "--random-state", "1"]
+    assert cli.main(command) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("comfort: error: ") and variable in lines[0]
+    assert not (home / "dagster").exists()
+
+
 def test_the_error_names_the_bad_value(home, capsys):
     cli.main(["train", "--random-state", "1", "--family", "lstm"])
     error = capsys.readouterr().err

@@ -6,9 +6,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 #: a read: os.environ.get("X") / environ["X"] / os.getenv("X") / dg.EnvVar("X") /
-#: environ.setdefault("X", …), or a module constant naming a variable (``…_ENV = "X"``)
+#: environ.setdefault("X", …) / number_setting("X", …), or a module constant naming a
+#: variable (``…_ENV = "X"``)
 READS = re.compile(
-    r"""(?:environ(?:\.get|\.setdefault)?\s*[\(\[]|getenv\(|EnvVar\()\s*["']([A-Z][A-Z0-9_]+)["']"""
+    r"""(?:environ(?:\.get|\.setdefault)?\s*[\(\[]|getenv\(|EnvVar\(|number_setting\()"""
+    r"""\s*["']([A-Z][A-Z0-9_]+)["']"""
     r"""|_ENV\s*=\s*["']([A-Z][A-Z0-9_]+)["']"""
 )
 #: variables the code sets for libraries, or reads only to pass through, not settings of ours

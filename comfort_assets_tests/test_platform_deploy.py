@@ -209,7 +209,8 @@ def _is_environ(node: ast.AST) -> bool:
 
 
 def variables_read_by_the_code() -> set[str]:
-    """Names passed to os.environ.get / os.environ[...] / os.getenv / dg.EnvVar."""
+    """Names passed to os.environ.get / os.environ[...] / os.getenv / dg.EnvVar /
+    number_setting."""
     trees = [ast.parse(p.read_text()) for p in (ROOT / "comfort_assets").rglob("*.py")]
     constants = {k: v for tree in trees for k, v in _constants(tree).items()}
     names: set[str] = set()
@@ -222,7 +223,10 @@ def variables_read_by_the_code() -> set[str]:
                     isinstance(func, ast.Attribute)
                     and func.attr == "get"
                     and _is_environ(func.value)
-                ) or (getattr(func, "attr", getattr(func, "id", None)) in {"getenv", "EnvVar"}):
+                ) or (
+                    getattr(func, "attr", getattr(func, "id", None))
+                    in {"getenv", "EnvVar", "number_setting"}
+                ):
                     arg = node.args[0]
             elif isinstance(node, ast.Subscript) and _is_environ(node.value):
                 arg = node.slice

@@ -5,8 +5,11 @@ SIGTERM under load, a killed parent."""
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -21,8 +24,11 @@ import sqlalchemy as sa
 from comfort_assets.resources.prediction_store import PredictionStore
 from comfort_assets.serving.core import request_payload
 from comfort_assets_tests.serving_fixtures import (
+    PROJECT_ROOT,
+    SERVICE,
     TcpProxy,
     bento_process,
+    free_port,
     register_champion,
     store_clean_weather,
 )
@@ -214,3 +220,21 @@ def test_the_worker_dies_with_its_parent_and_frees_the_port(tmp_path, clean):
         with socket.socket() as sock:  # the next start can bind the port
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers do
             sock.bind(("127.0.0.1", port))
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"), [("COMFORT_RELOAD_SECONDS", "abc"), ("COMFORT_SERVING_WORKERS", "0")]
+)
+def test_a_bad_setting_stops_the_start_with_one_line(tmp_path, variable, value):
+    """Not a worker that fails its start and is restarted forever."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bentoml", "serve", SERVICE, "--port", str(free_port())],
+        env={**os.environ, "COMFORT_HOME": str(tmp_path), variable: value},
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode != 0
+    assert done.stderr.strip().splitlines()[-1].startswith(f"comfort service: {variable} must be")
+    assert "Traceback" not in done.stderr

@@ -87,12 +87,23 @@ def test_arm_rmse_and_weekly_table_score_the_same_rows_and_mark_retrains():
         (["--days", "x"], "invalid int value"),
         (["--start", "not-a-date"], "not a date"),
         (["--bogus"], "unrecognized arguments"),
+        (["--days", "999999999"], "--days must be at most"),
+        (["--cooldown-days", "nan"], "--cooldown-days must be a number"),
+        (["--rmse-factor", "nan"], "--rmse-factor must be a number"),
+        (["--out", "/etc/hostname"], "is a file"),
     ],
 )
 def test_a_bad_option_is_one_line_and_exit_2(argv, message, capsys):
     assert simulation.main(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err and err.startswith("comfort simulate: error:")
+
+
+def test_a_source_that_is_not_a_file_is_refused_before_anything_runs(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("COMFORT_SOURCE", "kma")
+    assert simulation.main(["--out", str(tmp_path / "replay")]) == 2
+    assert "file-backed source" in capsys.readouterr().err
+    assert not (tmp_path / "replay").exists()
 
 
 def test_an_out_folder_with_an_earlier_replay_is_refused(tmp_path, capsys):

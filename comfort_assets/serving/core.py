@@ -157,13 +157,13 @@ class Forecaster:
         """Registry and prediction store as Dagster finds them (COMFORT_HOME, COMFORT_ENV,
         COMFORT_PREDICTION_DB_URL); COMFORT_RELOAD_SECONDS (0 = never) and
         COMFORT_LOG_PREDICTIONS=0 (benchmarks only: nothing is logged) tune the rest."""
-        from comfort_assets.deployment import object_store, prediction_store
+        from comfort_assets.deployment import number_setting, object_store, prediction_store
 
         return cls(
             ModelRegistry(store=object_store(resolve_env=True)),
             prediction_store(resolve_env=True),
             log_predictions=os.environ.get("COMFORT_LOG_PREDICTIONS", "1") != "0",
-            reload_seconds=float(os.environ.get("COMFORT_RELOAD_SECONDS", DEFAULT_RELOAD_SECONDS)),
+            reload_seconds=number_setting("COMFORT_RELOAD_SECONDS", DEFAULT_RELOAD_SECONDS),
         )
 
     # --- champion and store health ------------------------------------------------------

@@ -34,7 +34,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import os
+import sys
 from typing import Annotated
 
 import bentoml
@@ -43,7 +43,9 @@ from bentoml.validators import ContentType
 from pydantic import TypeAdapter
 from starlette.responses import JSONResponse, Response
 
+from comfort_assets.deployment import SettingError, number_setting
 from comfort_assets.serving.core import (
+    DEFAULT_RELOAD_SECONDS,
     Forecaster,
     ForecastFailed,
     NaturalBatcher,
@@ -70,6 +72,12 @@ from comfort_assets.serving.weather import IngestedWeather
 
 log = logging.getLogger(__name__)
 _FORECASTS = TypeAdapter(list[Forecast])
+try:  # read when `bentoml serve` imports this: a bad value is one line and an exit, not a
+    # worker that fails its start and is restarted forever
+    WORKERS = int(number_setting("COMFORT_SERVING_WORKERS", 1, minimum=1))
+    number_setting("COMFORT_RELOAD_SECONDS", DEFAULT_RELOAD_SECONDS)
+except SettingError as error:
+    sys.exit(f"comfort service: {error}")
 readiness = Readiness()
 quiet_client_errors()
 
@@ -80,7 +88,7 @@ def _unavailable(error: Exception) -> Response:
 
 @bentoml.service(
     name="comfort_forecast",
-    workers=int(os.environ.get("COMFORT_SERVING_WORKERS", "1")),
+    workers=WORKERS,
     traffic={"timeout": REQUEST_TIMEOUT_S},
     logging={"access": {"enabled": False}},
     # OpenTelemetry cost a third of the event loop even unsampled

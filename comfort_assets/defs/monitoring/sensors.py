@@ -10,13 +10,13 @@ non-blocking check does not fail its run.
 """
 
 import json
-import os
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import dagster as dg
 
+from comfort_assets.deployment import cooldown_seconds
 from comfort_assets.domain.monitoring import retrain_reason
 from comfort_assets.resources.notifier import Alert, Notifier
 
@@ -31,14 +31,6 @@ WATCHED_CHECKS: tuple[dg.AssetCheckKey, ...] = tuple(
         ("feature_drift", "seasonal_drift"),
     )
 )
-COOLDOWN_ENV = "COMFORT_RETRAIN_COOLDOWN_HOURS"
-DEFAULT_COOLDOWN_HOURS = 24.0
-
-
-def cooldown_seconds() -> float:
-    """At most one monitoring-triggered retrain per cooldown (``COMFORT_RETRAIN_COOLDOWN_HOURS``,
-    default 24), so a persisting decay does not retrain on every evaluation."""
-    return 3600.0 * float(os.environ.get(COOLDOWN_ENV, DEFAULT_COOLDOWN_HOURS))
 
 
 @dataclass(frozen=True)
