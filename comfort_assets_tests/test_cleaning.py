@@ -95,6 +95,25 @@ def test_duplicate_station_hours_are_quarantined_and_first_kept():
     assert result.quarantine["action"].tolist() == ["row dropped"]
 
 
+def test_rows_off_the_hour_are_quarantined_and_the_grid_stays_on_the_hour():
+    """A 00:30 row once moved a station's whole grid to :30, losing every other row."""
+    hours = [f"2013-07-01T{h:02d}:00Z" for h in range(1, 6)]
+    raw = _raw(
+        [{"station": "S", "time_utc": "2013-07-01T00:30Z", "temp_c": 19, "humidity_pct": 50}]
+        + [{"station": "S", "time_utc": t, "temp_c": 20, "humidity_pct": 50} for t in hours]
+        + [{"station": "S", "time_utc": "2013-07-01T02:10Z", "temp_c": 30, "humidity_pct": 50}]
+    )
+    result = clean_observations(raw)
+    assert (result.clean["time_utc"].dt.minute == 0).all()
+    assert len(result.clean) == 5 and result.clean["observed"].all()
+    assert (result.clean["temp_c"] == 20).all()
+    assert result.quarantine["reason"].tolist() == [
+        "not on the hour (00:30:00): the grid is hourly",
+        "not on the hour (02:10:00): the grid is hourly",
+    ]
+    assert result.quarantine["action"].tolist() == ["row dropped", "row dropped"]
+
+
 def test_unparsable_values_and_times_are_quarantined_with_the_column_named():
     raw = _raw(
         [

@@ -1,8 +1,9 @@
 """Raw SI observations → clean hourly grid + quarantine, as one pure function.
 
 Policy, so that nothing disappears silently:
-- a row whose time or station is unusable, or which repeats a station-hour already seen,
-  is dropped from the clean table and quarantined with its reason;
+- a row whose time or station is unusable, whose time is not on the hour (the grid is
+  hourly: a 00:30 row once shifted a station's whole grid to :30), or which repeats a
+  station-hour already seen, is dropped from the clean table and quarantined with its reason;
 - a row with an unparsable or physically impossible value is quarantined with its reason
   and only that value is removed from the clean table (the rest of the hour is kept);
 - every station gets a complete hourly grid; gaps of at most ``max_gap_hours`` are
@@ -116,6 +117,13 @@ def clean_observations(
     drop_reason = _flag(drop_reason, frame["time_utc"].isna(), "time_utc missing or unparsable")
     station = frame["station"].astype("string").str.strip()
     drop_reason = _flag(drop_reason, station.isna() | (station == ""), "station missing")
+    times = frame["time_utc"]
+    off_hour = times.notna() & (times != times.dt.floor("h"))
+    if off_hour.any():
+        clock = times.where(off_hour).dt.strftime("%H:%M:%S")  # NaT elsewhere: cheap
+        drop_reason = _flag(
+            drop_reason, off_hour, "not on the hour (" + clock + "): the grid is hourly"
+        )
     usable = drop_reason == ""
     duplicate = frame.duplicated(["station", "time_utc"], keep="first") & usable
     drop_reason = _flag(drop_reason, duplicate, "duplicate station-hour (first kept)")
