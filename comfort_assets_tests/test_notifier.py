@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -12,10 +13,13 @@ import dagster as dg
 
 from comfort_assets.resources.notifier import WEBHOOK_ENV, Alert, Notifier
 
+STALL_S = 2.0
+
 
 class WebhookServer:
-    """A Slack incoming webhook stand-in: answers the scripted statuses in order (then 200)
-    and keeps every JSON body it received."""
+    """A Slack incoming webhook stand-in: answers the scripted statuses in order (then 200;
+    a status of 0 answers 200 only after ``STALL_S``, too late) and keeps every JSON body it
+    received."""
 
     def __init__(self, statuses: list[int]) -> None:
         self.statuses = list(statuses)
@@ -27,6 +31,9 @@ class WebhookServer:
                 length = int(self.headers.get("Content-Length", 0))
                 server.bodies.append(json.loads(self.rfile.read(length)))
                 status = server.statuses.pop(0) if server.statuses else 200
+                if status == 0:
+                    time.sleep(STALL_S)
+                    status = 200
                 self.send_response(status)
                 if status == 429:
                     self.send_header("Retry-After", "0")
@@ -89,6 +96,13 @@ def test_server_error_and_rate_limit_are_retried_with_backoff():
         delivered = Notifier(webhook_url=server.url, backoff_factor_s=0.01).notify(ALERT)
     assert delivered
     assert len(server.bodies) == 3 and len(set(server.texts)) == 1
+
+
+def test_a_webhook_that_does_not_answer_in_time_is_tried_again():
+    with webhook_server([0]) as server:
+        notifier = Notifier(webhook_url=server.url, backoff_factor_s=0.01, timeout_s=0.5)
+        assert notifier.notify(ALERT)
+    assert server.texts == [ALERT.text(), ALERT.text()]  # the late first answer is not waited for
 
 
 def test_a_webhook_that_keeps_failing_is_logged_not_raised():

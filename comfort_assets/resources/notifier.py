@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass, field
+from http.client import RemoteDisconnected
+from urllib.error import URLError
 
 import dagster as dg
 from slack_sdk.http_retry.builtin_handlers import (
@@ -80,7 +82,7 @@ class Notifier(dg.ConfigurableResource):
     webhook_url: str | None = None
     max_retries: int = 3
     backoff_factor_s: float = 0.5
-    timeout_s: int = 10
+    timeout_s: float = 5.0
 
     @classmethod
     def from_environment(cls) -> Notifier:
@@ -96,7 +98,13 @@ class Notifier(dg.ConfigurableResource):
             self.webhook_url or "",
             timeout=self.timeout_s,
             retry_handlers=[
-                ConnectionErrorRetryHandler(self.max_retries, backoff),
+                # a webhook that does not answer in time is tried again too (at worst the
+                # alert arrives twice; slack_sdk retries only resets and refusals)
+                ConnectionErrorRetryHandler(
+                    self.max_retries,
+                    backoff,
+                    error_types=[URLError, ConnectionResetError, RemoteDisconnected, TimeoutError],
+                ),
                 ServerErrorRetryHandler(self.max_retries, backoff),
                 RateLimitErrorRetryHandler(self.max_retries, backoff),
             ],
