@@ -179,3 +179,11 @@ def test_a_shortened_replay_closes_the_loop(tmp_path):
     assert any("retrain" in text for text in webhook.texts)
     assert (out / "weekly_rmse.png").stat().st_size > 1000
     assert "Weekly RMSE" in (out / "report.md").read_text()
+
+
+def test_a_replay_keeps_its_alerts_off_the_real_webhook(tmp_path, monkeypatch):
+    webhook = {"COMFORT_SLACK_WEBHOOK_URL": "https://hooks.slack.com/services/T0/B0/x"}
+    monkeypatch.setattr(os, "environ", {**os.environ, **webhook})  # restored after the test
+    simulation._environment(simulation._options(["--out", str(tmp_path / "replay")]))
+    assert "COMFORT_SLACK_WEBHOOK_URL" not in os.environ
+    assert os.environ["COMFORT_HOME"] == str(tmp_path / "replay" / "home")
