@@ -305,6 +305,14 @@ def test_a_clean_day_is_complete_unstuck_and_quiet(bundled_clean):
     assert table["implausible_jumps"].sum() == 0
 
 
+def test_anomalies_wait_for_a_week_of_history(bundled_clean):
+    """On the data's first day a z-score against that day alone flagged ordinary changes."""
+    first = _quality(bundled_clean.clean, "2013-01-01")
+    assert (first["anomalies"] == 0).all() and (first["history_hours"] == 0).all()
+    week = _quality(bundled_clean.clean, "2013-01-09")
+    assert (week["history_hours"] >= mon.MIN_ANOMALY_HISTORY_HOURS).all()
+
+
 def test_quality_finds_the_real_spike_a_stuck_sensor_a_missing_day_and_a_burst(bundled_clean):
     clean = bundled_clean.clean.copy()
     # the bundled data's own defect: JFK reads −10.5 °C at 02Z on 9 May between 13.9 and 14.0

@@ -496,6 +496,11 @@ def robust_z(values: npt.ArrayLike) -> npt.NDArray[np.float64]:
     return (array - median) / mad if mad > 0 else np.zeros_like(array)
 
 
+#: Hourly changes a station needs before the day for its anomalies to be judged: a z-score
+#: against one day of history flagged 7 ordinary changes on the bundled year's first day.
+MIN_ANOMALY_HISTORY_HOURS = 7 * 24
+
+
 def quality_table(
     clean: pd.DataFrame,
     quarantine: pd.DataFrame,
@@ -507,7 +512,9 @@ def quality_table(
     """Per station, for the hours in [day_start, day_end): completeness, quarantined rows,
     the longest stuck run of each DI input that touches the day (counted over all the
     history given, so a sensor stuck for a year shows as a year), implausible hourly jumps,
-    and anomalies (robust z-score of the hourly change against the station's history)."""
+    and anomalies (robust z-score of the hourly change against the station's history; 0
+    while it has under MIN_ANOMALY_HISTORY_HOURS of changes before the day, as
+    ``history_hours`` shows)."""
     quarantine_times = pd.to_datetime(quarantine["time_utc"], utc=True)
     in_day_q = quarantine[(quarantine_times >= day_start) & (quarantine_times < day_end)]
     expected = int((day_end - day_start) / pd.Timedelta(hours=1))
@@ -528,12 +535,15 @@ def quality_table(
             runs = run_lengths(history[name].where(~history["interpolated"]))
             row[f"stuck_{name}_hours"] = int(runs[in_day].max()) if in_day.any() else 0
         jumps = anomalies = 0
+        before = int((history["time_utc"] < day_start).sum())
         for name, limit in MAX_HOURLY_STEP.items():
             step = history[name].diff().where(history["time_utc"].diff() == pd.Timedelta(hours=1))
             jumps += int(((step.abs() > limit).to_numpy() & in_day).sum())
-            anomalies += int(((np.abs(robust_z(step)) > z_threshold) & in_day).sum())
+            if before >= MIN_ANOMALY_HISTORY_HOURS:
+                anomalies += int(((np.abs(robust_z(step)) > z_threshold) & in_day).sum())
         row["implausible_jumps"] = jumps
         row["anomalies"] = anomalies
+        row["history_hours"] = before
         row["completeness"] = row["observed_hours"] / expected if expected else 0.0
         rows.append(row)
     return pd.DataFrame(rows)
