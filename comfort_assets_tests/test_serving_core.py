@@ -362,6 +362,38 @@ def test_a_window_validated_for_the_previous_champion_is_refused_by_the_next(hom
         served.close()
 
 
+def test_a_store_that_refuses_writes_stays_unready_until_it_takes_them_again(home, clean):
+    """Reads kept working while every commit failed, so readiness came back on the next
+    tick; now the tick after a failed commit tries a write."""
+    import sqlalchemy as sa
+
+    served = forecaster(home)
+    engine = served.store.engine
+
+    def read_only(connection, _record) -> None:
+        connection.execute("PRAGMA query_only = ON")  # SQLite refuses every write
+
+    try:
+        asyncio.run(served.predict(requests_for(clean, 1)))  # the table exists
+        sa.event.listen(engine, "connect", read_only)
+        engine.dispose()  # every connection from now on is read-only
+        with pytest.raises(sa.exc.OperationalError, match="readonly"):
+            asyncio.run(served.predict(requests_for(clean, 1)))
+        served.check_store()  # the reload tick
+        assert any("readonly" in problem for problem in served.problems())
+        served.check_store()
+        assert served.problems()  # still: reads alone do not make it ready
+
+        sa.event.remove(engine, "connect", read_only)
+        engine.dispose()
+        served.check_store()
+        assert served.problems() == []
+        asyncio.run(served.predict(requests_for(clean, 1)))
+        assert served.store.count() == 2
+    finally:
+        served.close()
+
+
 def test_batched_numpy_and_per_request_pandas_features_agree(home, clean):
     served = forecaster(home)
     try:

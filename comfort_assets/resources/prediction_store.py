@@ -136,11 +136,19 @@ class PredictionStore(dg.ConfigurableResource):
         """Create the table if it is missing (idempotent, safe from several processes)."""
         self.schema.metadata.create_all(self.engine, checkfirst=True)
 
-    def ping(self) -> None:
-        """Raise if the database cannot be reached or the table cannot be created."""
+    def ping(self, write: bool = False) -> None:
+        """Raise if the database cannot be reached or the table cannot be created; with
+        ``write``, also if it refuses writes (a read-only file or database), found with a
+        write that changes no row and is rolled back."""
         self.create()
+        table = self.schema
         with self.engine.connect() as connection:
-            connection.execute(sa.select(sa.func.count()).select_from(self.schema).limit(0))
+            connection.execute(sa.select(sa.func.count()).select_from(table).limit(0))
+            if write:
+                connection.execute(
+                    sa.update(table).where(table.c.id.is_(None)).values(id=table.c.id)
+                )
+                connection.rollback()
 
     @property
     def is_sqlite(self) -> bool:

@@ -204,9 +204,11 @@ class Forecaster:
             log.warning("champion pointer readable again; serving %s", serving)
 
     def check_store(self) -> None:
-        """Can the prediction store be reached (and its table created)? Logged on change."""
+        """Can the prediction store be reached (and its table created)? After a failed
+        commit, can it be written to (reachable is not enough: a read-only store answered
+        every read while every commit failed)? Logged on change."""
         try:
-            self.store.ping()
+            self.store.ping(write=self._commit_failed())
             problem = None
             self._store_ok_at = time.monotonic()
         except Exception as error:
@@ -218,6 +220,14 @@ class Forecaster:
                 log.error("prediction store unusable: %s", problem)
             self._store_problem = problem
 
+    def _commit_failed(self) -> bool:
+        """The last commit failed, and the store has not been found usable since."""
+        return (
+            self.writer is not None
+            and self.writer.last_error is not None
+            and self.writer.failed_at > self._store_ok_at
+        )
+
     def problems(self) -> list[str]:
         """Why the service cannot answer /predict now; empty when it can (readiness)."""
         found = []
@@ -225,12 +235,9 @@ class Forecaster:
             found.append(f"no valid champion: {self._champion_problem}")
         if self._store_problem is not None:
             found.append(f"prediction store unusable: {self._store_problem}")
-        elif (
-            self.writer is not None
-            and self.writer.last_error is not None
-            and self.writer.failed_at > self._store_ok_at  # not reachable again since
-        ):
-            found.append(f"prediction store: last commit failed: {brief(self.writer.last_error)}")
+        elif self._commit_failed():
+            error = self.writer.last_error  # type: ignore[union-attr]  # _commit_failed
+            found.append(f"prediction store: last commit failed: {brief(error)}")
         return found
 
     def also_refresh(self, refresh: Callable[[], object]) -> None:
