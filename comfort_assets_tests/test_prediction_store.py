@@ -135,6 +135,24 @@ def test_a_request_cancelled_before_its_commit_is_not_logged_and_the_writer_live
     assert sorted(store.read()["prediction"]) == [71.5, 72.5, 74.5]
 
 
+def test_a_sqlite_file_deleted_under_the_store_is_made_again_not_written_unseen(tmp_path):
+    """Open connections would go on committing to the deleted file: every answer 200,
+    every row gone."""
+    path = tmp_path / "predictions.db"
+    store = PredictionStore(url=f"sqlite:///{path}")
+    writer = PredictionWriter(store)
+    try:
+        writer.submit([row(0)]).result(timeout=10)
+        for file in tmp_path.glob("predictions.db*"):
+            file.unlink()
+        writer.submit([row(1)]).result(timeout=10)
+        store.insert([row(2)], busy_ms=5)  # the event loop's own commits too
+    finally:
+        writer.close()
+    assert path.exists()
+    assert sorted(store.read()["prediction"]) == [72.5, 73.5]
+
+
 def test_sqlite_runs_in_wal_mode(tmp_path):
     store = PredictionStore(url=f"sqlite:///{tmp_path / 'p.db'}")
     store.create()

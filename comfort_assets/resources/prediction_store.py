@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import queue
 import re
 import threading
@@ -88,9 +89,28 @@ def _engine(url: str, sqlite_synchronous: str) -> Engine:
     return engine
 
 
+#: The file (device, inode) an SQLite URL's engine writes to, to notice it deleted or replaced.
+_opened_files: dict[str, tuple[int, int]] = {}
+
+
+def _file_identity(path: str) -> tuple[int, int] | None:
+    try:
+        status = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return status.st_dev, status.st_ino
+
+
 @lru_cache(maxsize=16)
 def _is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
+
+
+@lru_cache(maxsize=16)
+def _sqlite_file(url: str) -> str | None:
+    """The database file of an SQLite URL (None for other databases and for memory)."""
+    database = make_url(url).database if _is_sqlite(url) else None
+    return None if not database or database == ":memory:" else database
 
 
 @lru_cache(maxsize=16)
@@ -135,6 +155,20 @@ class PredictionStore(dg.ConfigurableResource):
     def create(self) -> None:
         """Create the table if it is missing (idempotent, safe from several processes)."""
         self.schema.metadata.create_all(self.engine, checkfirst=True)
+        path = _sqlite_file(normalise_url(self.url))
+        if path is not None and (identity := _file_identity(path)) is not None:
+            _opened_files[path] = identity
+
+    def _reopen_if_replaced(self) -> None:
+        """An SQLite file deleted or replaced under the open engine: its pooled connections
+        would go on committing to the unlinked file, which nobody reads again (every answer
+        200, every row lost). Reopen the path, and make the table there."""
+        path = _sqlite_file(normalise_url(self.url))
+        if path is None or _opened_files.get(path) in (None, _file_identity(path)):
+            return
+        log.error("prediction store %s was deleted or replaced: reopening it", path)
+        self.engine.dispose()
+        self.create()
 
     def ping(self, write: bool = False) -> None:
         """Raise if the database cannot be reached or the table cannot be created; with
@@ -228,6 +262,7 @@ class PredictionStore(dg.ConfigurableResource):
         every lone request. A connection that failed is discarded, not pooled; its error is
         raised as SQLAlchemy's (`IntegrityError`, `OperationalError`, …), whatever the driver."""
         dbapi_error = self.engine.dialect.loaded_dbapi.Error
+        self._reopen_if_replaced()
         connection = self.engine.raw_connection()
         cursor = None
         try:
