@@ -375,6 +375,8 @@ def test_feedback_round_trip_is_idempotent_and_404s_unknown_ids(client, body, st
     second = client.post("/feedback", json=feedback)
     assert first.status_code == second.status_code == 200, first.text
     assert first.json()["actual_di"] == second.json()["actual_di"] == 74.2
+    answered_at = pd.Timestamp(first.json()["feedback_at"])  # with its zone, as every time
+    assert answered_at.tz is not None and answered_at.utcoffset() == pd.Timedelta(0)
     rated = client.post("/feedback", json={"prediction_id": prediction_id, "rating": 4})
     assert rated.status_code == 200
     row = store.get(prediction_id)

@@ -307,13 +307,13 @@ class PredictionStore(dg.ConfigurableResource):
             if updated.rowcount == 0:
                 return None
             row = connection.execute(sa.select(table).where(table.c.id == prediction_id)).one()
-        return dict(row._mapping)
+        return _in_utc(row._mapping)
 
     def get(self, prediction_id: str) -> dict[str, Any] | None:
         table = self.schema
         with self.engine.connect() as connection:
             row = connection.execute(sa.select(table).where(table.c.id == prediction_id)).first()
-        return dict(row._mapping) if row else None
+        return _in_utc(row._mapping) if row else None
 
     def count(self) -> int:
         with self.engine.connect() as connection:
@@ -329,12 +329,23 @@ class PredictionStore(dg.ConfigurableResource):
             query = query.where(table.c.created_at >= since)
         with self.engine.connect() as connection:
             frame = pd.DataFrame(connection.execute(query).mappings().all(), columns=table.c.keys())
-        for column in ("created_at", "valid_at", "feedback_at"):
+        for column in _TIMES:
             frame[column] = pd.to_datetime(frame[column], utc=True)
         return frame
 
 
 _STOP = object()
+_TIMES = ("created_at", "valid_at", "feedback_at")
+
+
+def _in_utc(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A row with its times in UTC: SQLite hands them back without a zone."""
+    out = dict(row)
+    for name in _TIMES:
+        moment = out.get(name)
+        if isinstance(moment, datetime):
+            out[name] = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+    return out
 
 
 class PredictionWriter:
