@@ -111,15 +111,23 @@ def test_no_champion_is_a_clear_reason_not_a_crash(tmp_path, clean):
         served.close()
 
 
-@pytest.mark.parametrize("pointer", [b"{}", b'{"version": 7}', b"[]"])
-def test_a_champion_pointer_without_a_version_is_reported(home, pointer):
-    (home / "store" / "models" / "champion.json").write_bytes(pointer)
+@pytest.mark.parametrize("pointer", [b"{}", b'{"version": 7}', b"[]", b"[1, 2]"])
+def test_a_champion_pointer_without_a_version_is_reported(home, pointer, caplog):
     served = forecaster(home)
     try:
-        (problem,) = served.problems()
-        assert "names no version" in problem
+        serving = served.champion.version
+        (home / "store" / "models" / "champion.json").write_bytes(pointer)
+        assert not served.refresh()  # while serving: the champion stays, the log says why
+        assert served.champion.version == serving
+        assert "the champion pointer names no version" in caplog.text
     finally:
         served.close()
+    starting = forecaster(home)
+    try:
+        (problem,) = starting.problems()
+        assert "names no version" in problem
+    finally:
+        starting.close()
 
 
 def test_a_window_that_fails_inside_the_batch_fails_alone(home, clean, monkeypatch):

@@ -115,8 +115,14 @@ class ModelRegistry(dg.ConfigurableResource):
         return json.loads(self.store.get_bytes(key)) if self.store.exists(key) else None
 
     def champion(self) -> str | None:
+        """The version the pointer names; None without a pointer, ValueError for a pointer
+        that names none (``{}``, ``[1, 2]``, ``{"version": 3}``)."""
         pointer = self.champion_pointer()
-        return pointer["version"] if pointer else None
+        if pointer is None:
+            return None
+        if not isinstance(pointer, dict) or not isinstance(pointer.get("version"), str):
+            raise ValueError(f"the champion pointer names no version: {str(pointer)[:80]}")
+        return pointer["version"]
 
     def promote(self, version: str, reason: str = "") -> dict[str, Any]:
         """Point the champion at ``version`` (a single atomic write)."""

@@ -103,12 +103,9 @@ class Champion:
 
 def load_champion(registry: ModelRegistry) -> Champion:
     """The version the champion pointer names (never "the newest file"), sha256-checked."""
-    pointer = registry.champion_pointer()
-    if pointer is None:
+    version = registry.champion()
+    if version is None:
         raise NoChampionError("the registry has no champion yet: run `comfort run` first")
-    if not isinstance(pointer, dict) or not isinstance(pointer.get("version"), str):
-        raise ValueError(f"the champion pointer names no version: {str(pointer)[:80]}")
-    version = pointer["version"]
     model, card = registry.load(version)
     if "stations" not in card:
         raise ValueError(f"{version}: the model card lists no stations")
