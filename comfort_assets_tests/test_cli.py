@@ -262,11 +262,21 @@ def test_a_failed_run_is_recorded_under_its_job_and_reported_by_step(tmp_path, m
     train/validation/holdout), which is a real failure of the run."""
     from comfort_assets.cli_runs import launch
     from comfort_assets.definitions import defs
+    from comfort_assets_tests.test_definitions import _resources
 
     monkeypatch.setenv("COMFORT_HOME", str(tmp_path))
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
+    # storage under tmp_path: the definitions' own resources were fixed at import, and a
+    # checkout whose .comfort holds a whole year would let one day's splits succeed
+    isolated = dg.Definitions(
+        assets=defs.assets,
+        asset_checks=defs.asset_checks,
+        jobs=defs.jobs,
+        resources={**defs.resources, **_resources(tmp_path)},
+        executor=defs.executor,
+    )
     tags = {"comfort/command": "test", "comfort/user": "tester"}
-    outcome = launch(defs, "pipeline_job", tags, partition_key="2013-07-01", verbose=True)
+    outcome = launch(isolated, "pipeline_job", tags, partition_key="2013-07-01", verbose=True)
     assert not outcome.success
     captured = capsys.readouterr()
     assert "✓ raw_weather" in captured.out and "✗ chronological_splits" in captured.out
