@@ -4,8 +4,8 @@ BentoML answers most of HTTP itself; these pieces close the gaps an adversarial 
 found, without touching its internals:
 
 - `Guard` (ASGI middleware): bodies over `MAX_BODY_BYTES` are a 413 before they are read
-  into memory, a POST whose Content-Type is not JSON is a 415 (a multipart body without a
-  boundary was a 500), `/readyz` says why the service cannot answer (503 with the reasons),
+  into memory, a POST whose body is not plain UTF-8 JSON is a 415 (another Content-Type:
+  a multipart body without a boundary was a 500; another charset; a Content-Encoding), `/readyz` says why the service cannot answer (503 with the reasons),
   `/metrics` serves request counts and latencies labelled by a fixed set of routes
   (BentoML's own labels grow with every distinct unknown path), and `/docs.json` lists the
   loaded champion's stations and horizon.
