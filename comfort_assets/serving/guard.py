@@ -5,10 +5,11 @@ found, without touching its internals:
 
 - `Guard` (ASGI middleware): bodies over `MAX_BODY_BYTES` are a 413 before they are read
   into memory, a POST whose body is not plain UTF-8 JSON is a 415 (another Content-Type:
-  a multipart body without a boundary was a 500; another charset; a Content-Encoding), `/readyz` says why the service cannot answer (503 with the reasons),
-  `/metrics` serves request counts and latencies labelled by a fixed set of routes
-  (BentoML's own labels grow with every distinct unknown path), and `/docs.json` lists the
-  loaded champion's stations and horizon.
+  a multipart body without a boundary was a 500; another charset; a Content-Encoding),
+  `/readyz` says why the service cannot answer (503 with the reasons), `/metrics` serves
+  request counts and latencies labelled by a fixed set of routes (BentoML's own labels
+  grow with every distinct unknown path), and `/docs.json` lists the loaded champion's
+  stations and horizon.
 - `ClientErrorsAsInfo` (logging filter): BentoML logs every rejected request at ERROR with a
   traceback and the input; a 4xx becomes one INFO line with the field and a short reason.
 - `die_with_parent`: a worker whose `bentoml serve` parent is killed shuts down (drains)

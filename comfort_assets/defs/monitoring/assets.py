@@ -12,6 +12,7 @@ from typing import Any
 import dagster as dg
 import numpy as np
 import pandas as pd
+from pydantic import Field
 
 from comfort_assets.defs.ingestion.assets import WEATHER_PARTITIONS
 from comfort_assets.defs.monitoring import plots
@@ -49,43 +50,43 @@ def _clean_days_back(days: int) -> dg.AssetIn:
 
 
 class PerformanceConfig(dg.Config):
-    window_days: int = 7
+    window_days: int = Field(7, ge=1)
     """Rolling window of forecasts (by valid time) ending with the partition's day."""
-    rmse_factor: float = 1.1
+    rmse_factor: float = Field(1.1, gt=0)
     """Decay when production RMSE exceeds the champion's latest holdout RMSE × this factor."""
-    min_days: int = 7
+    min_days: int = Field(7, ge=1)
     """Days of the champion's forecasts with actuals before its RMSE is judged against its
     holdout: a full window (one day's RMSE swings by ±40 % with the weather)."""
     min_skill: float = 0.0
     """Decay when skill against persistence at a station falls below this (0 = no better)."""
-    min_rows: int = 24
+    min_rows: int = Field(24, ge=1)
     """Forecasts with actuals a station (or the whole) needs before it is judged."""
 
 
 class DriftConfig(dg.Config):
-    window_days: int = 7
+    window_days: int = Field(7, ge=1)
     """Served inputs and ingested weather of this many days ending with the partition."""
-    season_weeks: int = 4
+    season_weeks: int = Field(4, ge=0)
     """The reference is the training data from the same weeks of the year, ± this."""
-    z_threshold: float = 3.5
+    z_threshold: float = Field(3.5, gt=0)
     """Drift: an input's mean moved beyond this many times the spread of same-length
     window means in the seasonal reference (ordinary days reach 3.3 in the bundled year)."""
-    min_samples: int = 24
+    min_samples: int = Field(24, ge=1)
     """Served inputs (or ingested hours) a station needs before its drift is judged: one
     day of hourly forecasts."""
-    max_out_of_domain_share: float = 0.1
+    max_out_of_domain_share: float = Field(0.1, ge=0, le=1)
     """A clear out-of-domain signal: more than this share of a station's served inputs lie
     outside the range the champion was trained on."""
 
 
 class QualityConfig(dg.Config):
-    min_completeness: float = 0.5
+    min_completeness: float = Field(0.5, ge=0, le=1)
     """A station with fewer observed hours in the day than this share fails `day_complete`."""
-    max_stuck_hours: int = 24
+    max_stuck_hours: int = Field(24, ge=1)
     """One temperature or humidity value repeated this long is a stuck sensor (the bundled
     year's longest honest run is 14 h)."""
-    z_threshold: float = 6.0
-    max_anomalies: int = 4
+    z_threshold: float = Field(6.0, gt=0)
+    max_anomalies: int = Field(4, ge=1)
     """Anomalous hourly changes at one station in one day that make a burst (the bundled
     year's worst day has 3)."""
 
