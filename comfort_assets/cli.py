@@ -253,6 +253,8 @@ def move_champion(args: argparse.Namespace) -> int:
 
     registry = ModelRegistry(store=object_store(resolve_env=True))
     before = registry.champion()
+    if args.version is not None and args.version == before:
+        raise UsageError(f"{before} is already the champion: nothing to {args.command}")
     try:
         if args.command == "promote":
             pointer = registry.promote(args.version, "promoted by hand (comfort promote)")

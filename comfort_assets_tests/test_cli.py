@@ -143,6 +143,8 @@ MISTAKES = {
     "unknown version": ["promote", "weather-predictor-042"],
     "not a version name": ["promote", "latest"],
     "rollback to an unknown version": ["rollback", "weather-predictor-042"],
+    "rollback to the champion": ["rollback", "weather-predictor-001"],
+    "promote the champion": ["promote", "weather-predictor-001"],
 }
 
 

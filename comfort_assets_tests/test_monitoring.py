@@ -370,3 +370,22 @@ def test_the_loop_is_in_the_definitions():
     assert {"monitoring_job", "weekly_evaluation_job", "self_test_job"} <= {
         j.name for j in defs.jobs
     }
+
+
+@pytest.mark.parametrize(
+    ("config", "field", "value"),
+    [
+        ("PerformanceConfig", "window_days", -3),
+        ("PerformanceConfig", "rmse_factor", 0.0),
+        ("DriftConfig", "max_out_of_domain_share", 1.5),
+        ("QualityConfig", "max_anomalies", 0),
+    ],
+)
+def test_run_config_outside_its_range_is_refused(config, field, value):
+    """A window of −3 days ran, and every check passed as 'not judged'."""
+    from pydantic import ValidationError
+
+    from comfort_assets.defs.monitoring import assets
+
+    with pytest.raises(ValidationError, match=field):
+        getattr(assets, config)(**{field: value})

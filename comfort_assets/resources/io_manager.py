@@ -148,7 +148,10 @@ class ObjectStoreIOManager(dg.ConfigurableIOManager):
             if self.store.exists(key):
                 return suffix, self.store.get_bytes(key)
         if required:
-            raise FileNotFoundError(f"{asset_key.to_user_string()} has not been materialized")
+            raise FileNotFoundError(
+                f"{asset_key.to_user_string()} has not been materialized: materialize it first "
+                "(`comfort run` builds the whole graph)"
+            )
         return None
 
     @staticmethod
