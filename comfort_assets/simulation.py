@@ -96,6 +96,12 @@ def parser() -> argparse.ArgumentParser:
         help="retrain sensor cooldown (default: a month, the monthly arm's period)",
     )
     p.add_argument("--rmse-factor", type=float, default=1.1, help="decay: RMSE > holdout × this")
+    p.add_argument(
+        "--webhook",
+        default=None,
+        help="Slack incoming webhook for the replay's alerts (default: the log only; "
+        "COMFORT_SLACK_WEBHOOK_URL is not used, so a replayed year never reaches the team)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     return p
 
@@ -111,6 +117,7 @@ class Options:
     cooldown_days: float
     rmse_factor: float
     quiet: bool
+    webhook: str | None = None
 
 
 @dataclass
@@ -169,6 +176,7 @@ def _options(argv: Sequence[str] | None) -> Options:
         cooldown_days=args.cooldown_days,
         rmse_factor=args.rmse_factor,
         quiet=args.quiet,
+        webhook=args.webhook,
     )
 
 
@@ -195,7 +203,10 @@ def _environment(options: Options) -> Path:
         }
     )
     os.environ.pop("COMFORT_PREDICTION_DB_URL", None)
-    os.environ.pop("COMFORT_SLACK_WEBHOOK_URL", None)  # a replayed year's alerts go to the log
+    if options.webhook:
+        os.environ["COMFORT_SLACK_WEBHOOK_URL"] = options.webhook
+    else:  # the team's channel is no place for a replayed year's alerts
+        os.environ.pop("COMFORT_SLACK_WEBHOOK_URL", None)
     return home
 
 

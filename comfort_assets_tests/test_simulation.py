@@ -120,10 +120,12 @@ def test_a_shortened_replay_closes_the_loop(tmp_path):
     reason, a version is registered and promoted, and the service serves it the next day."""
     out = tmp_path / "replay"
     with webhook_server() as webhook:
-        env = {**os.environ, "COMFORT_SLACK_WEBHOOK_URL": webhook.url}
+        # the team's webhook is not the replay's: only --webhook gets its alerts
+        env = {**os.environ, "COMFORT_SLACK_WEBHOOK_URL": "http://127.0.0.1:9/the-team"}
         for name in ("COMFORT_HOME", "DAGSTER_HOME", "COMFORT_SOURCE", "COMFORT_PREDICTION_DB_URL"):
             env.pop(name, None)
         argv = ["--train-end", "2013-04-01", "--start", "2013-06-01", "--days", "2"]
+        argv += ["--webhook", webhook.url]
         done = subprocess.run(
             [sys.executable, "-m", "comfort_assets.simulation", *argv, "--out", str(out)],
             cwd=PROJECT_ROOT,
@@ -187,3 +189,6 @@ def test_a_replay_keeps_its_alerts_off_the_real_webhook(tmp_path, monkeypatch):
     simulation._environment(simulation._options(["--out", str(tmp_path / "replay")]))
     assert "COMFORT_SLACK_WEBHOOK_URL" not in os.environ
     assert os.environ["COMFORT_HOME"] == str(tmp_path / "replay" / "home")
+    own = "http://127.0.0.1:8999/replay-alerts"
+    simulation._environment(simulation._options(["--out", str(tmp_path / "r2"), "--webhook", own]))
+    assert os.environ["COMFORT_SLACK_WEBHOOK_URL"] == own
