@@ -68,11 +68,12 @@ SOURCES = ("bundled", "file", "kma", "open-meteo")
 DEFAULT_API_START = "2024-01-01"
 
 
-def source() -> str:
+def source(env: str | None = None) -> str:
     """``COMFORT_SOURCE`` picks the weather (independent of storage): ``bundled`` (default
     locally), ``file`` (``COMFORT_WEATHER_FILE``), ``kma`` (default in production) or
-    ``open-meteo``."""
-    default = "bundled" if environment() == "local" else "kma"
+    ``open-meteo``; ``env`` is the ``COMFORT_ENV`` to judge the default by (default: the
+    environment's)."""
+    default = "bundled" if (env or environment()) == "local" else "kma"
     kind = os.environ.get("COMFORT_SOURCE") or default
     if kind not in SOURCES:
         raise SettingError(f"COMFORT_SOURCE must be one of {SOURCES}, got {kind!r}")
@@ -224,10 +225,10 @@ def check_settings() -> None:
     except SettingError:
         raise
     except Exception as error:  # missing, empty, unreadable: the file, not the code
-        first = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
+        from comfort_assets.serving.core import brief
+
         raise SettingError(
-            f"COMFORT_WEATHER_FILE {os.environ.get('COMFORT_WEATHER_FILE')}: "
-            f"{type(error).__name__}: {first}"
+            f"COMFORT_WEATHER_FILE {os.environ.get('COMFORT_WEATHER_FILE')}: {brief(error)}"
         ) from None
     weather_source()
     if kind == "kma" and not os.environ.get("KMA_SERVICE_KEY"):

@@ -155,8 +155,13 @@ def _options(argv: Sequence[str] | None) -> Options:
         raise UsageError(f"--rmse-factor must be a number > 0, got {args.rmse_factor}")
     if args.out is not None and args.out.exists() and not args.out.is_dir():
         raise UsageError(f"--out {args.out} is a file: give a folder")
-    # the replay runs locally (COMFORT_ENV=local), where the default source is the bundled file
-    if (os.environ.get("COMFORT_SOURCE") or "bundled") not in ("bundled", "file"):
+    from comfort_assets.deployment import SettingError, source
+
+    try:
+        kind = source("local")  # the replay runs locally, whatever COMFORT_ENV says
+    except SettingError as error:
+        raise UsageError(str(error)) from None
+    if kind not in ("bundled", "file"):
         raise UsageError("simulate replays a file-backed source (COMFORT_SOURCE=bundled|file)")
     try:
         train_end = utc_day(args.train_end) if args.train_end else None
