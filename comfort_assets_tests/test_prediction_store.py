@@ -16,8 +16,10 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from comfort_assets.resources.prediction_store import (
+    BUSY_TIMEOUT_MS,
     PredictionStore,
     PredictionWriter,
+    new_prediction_id,
     normalise_url,
 )
 
@@ -143,14 +145,51 @@ def test_a_sqlite_file_deleted_under_the_store_is_made_again_not_written_unseen(
     writer = PredictionWriter(store)
     try:
         writer.submit([row(0)]).result(timeout=10)
+        store.insert([row(9)], busy_ms=5)  # the event loop's own pool holds the old file too
         for file in tmp_path.glob("predictions.db*"):
             file.unlink()
         writer.submit([row(1)]).result(timeout=10)
-        store.insert([row(2)], busy_ms=5)  # the event loop's own commits too
+        store.insert([row(2)], busy_ms=5)
     finally:
         writer.close()
     assert path.exists()
     assert sorted(store.read()["prediction"]) == [72.5, 73.5]
+
+
+def test_the_event_loop_waits_briefly_for_a_lock_and_hands_its_rows_to_the_writer(tmp_path):
+    """The inline commit must never stall the event loop on another writer's lock; the
+    writer thread waits instead, and the caller is answered once it has committed."""
+    path = tmp_path / "p.db"
+    store = PredictionStore(url=f"sqlite:///{path}")
+    writer = PredictionWriter(store)
+    try:
+        writer.submit([row(0)]).result(timeout=10)
+        blocker = sqlite3.connect(path, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")
+        started = time.monotonic()
+        committed = writer.commit_here([row(1)], busy_ms=5)
+        assert time.monotonic() - started < 1.0 and not committed.done()
+        blocker.execute("COMMIT")
+        blocker.close()
+        committed.result(timeout=10)
+        with store.engine.connect() as connection:  # everyone else still waits 30 s
+            assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == BUSY_TIMEOUT_MS
+    finally:
+        writer.close()
+    assert sorted(store.read()["prediction"]) == [71.5, 72.5]
+
+
+def test_prediction_ids_are_time_ordered_uuids():
+    """UUID version 7: unguessable (74 random bits), and increasing with time, so the
+    primary-key index grows at its end."""
+    first = new_prediction_id()
+    time.sleep(0.002)
+    ids = [new_prediction_id() for _ in range(1000)]
+    assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids) and len(set(ids)) == 1000
+    parsed = uuid.UUID(first)
+    assert parsed.version == 7 and parsed.variant == uuid.RFC_4122
+    assert first < min(ids)
+    assert abs(int(first[:12], 16) / 1000 - time.time()) < 5  # its first 48 bits: Unix ms
 
 
 def test_sqlite_runs_in_wal_mode(tmp_path):

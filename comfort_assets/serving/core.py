@@ -14,7 +14,6 @@ import os
 import sys
 import threading
 import time
-import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -35,7 +34,11 @@ from comfort_assets.domain.features import (
     window_feature_matrix,
 )
 from comfort_assets.domain.modeling import ForecastModel
-from comfort_assets.resources.prediction_store import PredictionStore, PredictionWriter
+from comfort_assets.resources.prediction_store import (
+    PredictionStore,
+    PredictionWriter,
+    new_prediction_id,
+)
 from comfort_assets.resources.registry import ModelRegistry
 from comfort_assets.serving.schemas import (
     Forecast,
@@ -310,7 +313,7 @@ class Forecaster:
         names = model.feature_names
         forecasts, rows = [], []
         for request, value, band, row in zip(requests, di.tolist(), bands, x.tolist(), strict=True):
-            prediction_id = uuid.uuid4().hex
+            prediction_id = new_prediction_id()
             valid_at = request.observed_until + step
             forecasts.append(
                 Forecast(
@@ -486,16 +489,16 @@ class NaturalBatcher:
         self._thread.shutdown(wait=True)
 
 
-def _in_loop(loop: asyncio.AbstractEventLoop, commit: Future[None]) -> asyncio.Future[None]:
-    """An asyncio future for ``commit``; one already done costs no thread wake-up."""
+def _in_loop(loop: asyncio.AbstractEventLoop, commit: Future[None]) -> asyncio.Future[None] | None:
+    """An asyncio future for ``commit``, or None if it has already committed (nothing to
+    wait for); one already done costs no thread wake-up."""
     if not commit.done():
         return asyncio.wrap_future(commit, loop=loop)
-    done = loop.create_future()
-    if commit.exception() is not None:
-        done.set_exception(commit.exception())
-    else:
-        done.set_result(None)
-    return done
+    if commit.exception() is None:
+        return None
+    failed = loop.create_future()
+    failed.set_exception(commit.exception())
+    return failed
 
 
 def request_payload(clean: Any, station: str, observed_until: datetime) -> dict[str, Any]:
