@@ -284,13 +284,14 @@ def move_champion(args: argparse.Namespace) -> int:
     return 0
 
 
-def check_settings() -> None:
-    """The environment's settings, each mistake one line naming the variable."""
+def check_settings(models_only: bool) -> None:
+    """The environment's settings that the command needs, each mistake one line naming the
+    variable."""
     from comfort_assets.deployment import SettingError
     from comfort_assets.deployment import check_settings as check
 
     try:
-        check()
+        check(models_only=models_only)
     except SettingError as error:
         raise UsageError(str(error)) from None
 
@@ -304,7 +305,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = parser().parse_args(argv)
         if args.command != "models" or os.environ.get("COMFORT_ENV", "local") != "local":
-            check_settings()  # a local listing reads files alone (and must answer at once)
+            # a local listing reads files alone (and must answer at once)
+            check_settings(models_only=args.command not in RUN_COMMANDS)
         if args.command == "models":
             rows = cli_models.list_models()
             print(json.dumps(rows, indent=1) if args.json else cli_models.format_models(rows))

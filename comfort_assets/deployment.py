@@ -215,10 +215,21 @@ def _declared_units() -> dict[str, str]:
         raise SettingError(f"COMFORT_WEATHER_UNITS: {error}") from None
 
 
-def check_settings() -> None:
+def check_settings(models_only: bool = False) -> None:
     """Every setting the definitions and the CLI read, checked before anything starts, so
     that a mistake in the environment is one line naming the variable (it was a traceback
-    from deep inside the definitions' import)."""
+    from deep inside the definitions' import). ``models_only`` (a command that lists or
+    moves models, and rebuilds the Bento): the object store alone, so that promoting a
+    model needs neither the weather service's key nor the prediction database."""
+    object_store(resolve_env=True)
+    if models_only:
+        return
+    _check_weather_settings()
+    prediction_store(resolve_env=True)
+    cooldown_seconds()
+
+
+def _check_weather_settings() -> None:
     kind = source()
     try:
         weather_partitions()  # a file source reads the file's times
@@ -233,9 +244,6 @@ def check_settings() -> None:
     weather_source()
     if kind == "kma" and not os.environ.get("KMA_SERVICE_KEY"):
         raise SettingError("COMFORT_SOURCE=kma needs KMA_SERVICE_KEY (a data.go.kr service key)")
-    object_store(resolve_env=True)
-    prediction_store(resolve_env=True)
-    cooldown_seconds()
 
 
 def cooldown_seconds() -> float:

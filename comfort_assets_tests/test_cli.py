@@ -304,3 +304,21 @@ def test_a_failed_run_is_recorded_under_its_job_and_reported_by_step(tmp_path, m
     log = outcome.log_file.read_text()
     assert outcome.log_file.parent == tmp_path / "logs"
     assert "RUN_START" in log and "STEP_FAILURE" in log
+
+
+def test_moving_models_in_production_does_not_need_the_weather_services_key(
+    home, capsys, monkeypatch, s3_endpoint, s3_bucket
+):
+    """Only commands that read weather need its settings: a listing or a promotion must
+    not fail for want of KMA_SERVICE_KEY."""
+    monkeypatch.setenv("COMFORT_ENV", "production")
+    monkeypatch.setenv("COMFORT_S3_BUCKET", s3_bucket)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3_endpoint)
+    monkeypatch.delenv("KMA_SERVICE_KEY", raising=False)
+    assert cli.main(["models", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []  # the bucket's registry is empty
+    assert cli.main(["promote", "weather-predictor-007"]) == 2
+    error = capsys.readouterr().err
+    assert "weather-predictor-007" in error and "KMA_SERVICE_KEY" not in error
+    assert cli.main(["train", "--random-state", "1"]) == 2
+    assert "KMA_SERVICE_KEY" in capsys.readouterr().err
