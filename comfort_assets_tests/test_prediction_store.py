@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import socket
 import sqlite3
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -15,6 +18,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
+from comfort_assets.resources import prediction_store
 from comfort_assets.resources.prediction_store import (
     BUSY_TIMEOUT_MS,
     PredictionStore,
@@ -276,6 +280,68 @@ def test_a_dropped_postgresql_connection_is_retried(monkeypatch):
     finally:
         monkeypatch.undo()
         pg.schema.drop(pg.engine, checkfirst=True)
+
+
+def _forward_later(port: int, delay_s: float) -> threading.Thread:
+    """After ``delay_s``, forward 127.0.0.1:``port`` to the local PostgreSQL: a database
+    that refuses connections while it restarts, then answers."""
+
+    def pipe(source: socket.socket, target: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                target.sendall(data)
+        with contextlib.suppress(OSError):
+            target.shutdown(socket.SHUT_WR)
+
+    def serve() -> None:
+        time.sleep(delay_s)
+        listener = socket.create_server(("127.0.0.1", port))
+        listener.settimeout(10)
+        with contextlib.suppress(TimeoutError):
+            while True:
+                client, _ = listener.accept()
+                server = socket.create_connection(("127.0.0.1", 5432))
+                for a, b in ((client, server), (server, client)):
+                    threading.Thread(target=pipe, args=(a, b), daemon=True).start()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_a_database_restarting_during_a_write_is_retried_until_it_answers():
+    """Connection refused for 0.15 s: the write waits through its retries instead of
+    failing its requests (a refused connection was not retried at all)."""
+    if not _postgres_reachable():
+        pytest.skip("PostgreSQL is not running on 127.0.0.1:5432 (CI starts it)")
+    with socket.socket() as probe:  # a free port, closed again: refused until forwarded
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    table = f"predictions_test_{uuid.uuid4().hex[:12]}"
+    PredictionStore(url=POSTGRES_URL, table=table).create()
+    restarting = PredictionStore(url=f"postgresql://postgres@127.0.0.1:{port}/test", table=table)
+    _forward_later(port, delay_s=0.15)
+    try:
+        restarting.insert([row(i) for i in range(3)])
+        assert restarting.count() == 3
+    finally:
+        restarting.engine.dispose()
+        pg = PredictionStore(url=POSTGRES_URL, table=table)
+        pg.schema.drop(pg.engine, checkfirst=True)
+
+
+def test_a_store_that_stays_down_warns_of_its_retries_once(monkeypatch, caplog):
+    """Three warnings on every commit while the database is down filled the log; the
+    first failed write warns, the next ones retry quietly (at DEBUG)."""
+    monkeypatch.setattr(prediction_store, "RETRY_DELAYS_S", (0.001, 0.001, 0.001))
+    down = PredictionStore(url="postgresql://postgres@127.0.0.1:1/test")
+    caplog.set_level(logging.DEBUG, logger=prediction_store.__name__)
+    for attempt in range(3):
+        with pytest.raises(sa.exc.OperationalError):
+            down.insert([row(attempt)])
+    retries = [r for r in caplog.records if "retry" in r.getMessage()]
+    assert len(retries) == 9
+    assert [r.levelno for r in retries] == [logging.WARNING] * 3 + [logging.DEBUG] * 6
 
 
 def test_an_unreachable_store_fails_ping_and_the_writer_reports_it():

@@ -128,6 +128,9 @@ def _dispose_engines(url: str) -> None:
         engine.dispose()
 
 
+#: Stores whose last write failed after every retry (their retries are logged once).
+_failing_urls: set[str] = set()
+
 #: The file (device, inode) an SQLite URL's engine writes to, to notice it deleted or replaced.
 _opened_files: dict[str, tuple[int, int]] = {}
 
@@ -284,16 +287,21 @@ class PredictionStore(dg.ConfigurableResource):
         if busy_ms is not None:
             self._insert_once(self._insert_sql(False), parameters, busy_ms)
             return
+        url = normalise_url(self.url)
         for attempt, delay in enumerate((0.0, *RETRY_DELAYS_S)):
             if delay:  # even sleep(0) gives the core away: 0.1–0.2 ms per commit under load
                 time.sleep(delay)
             try:
                 self._insert_once(self._insert_sql(attempt > 0), parameters)
+                _failing_urls.discard(url)
                 return
             except (sa.exc.OperationalError, sa.exc.InterfaceError) as error:
                 if attempt == len(RETRY_DELAYS_S):
+                    _failing_urls.add(url)
                     raise
-                log.warning(
+                # a store that stays down: its retries are news once, not on every commit
+                log.log(
+                    logging.DEBUG if url in _failing_urls else logging.WARNING,
                     "prediction store write failed (%s); retry %d of %d",
                     str(error.orig).splitlines()[0][:200],
                     attempt + 1,
@@ -310,7 +318,10 @@ class PredictionStore(dg.ConfigurableResource):
         engine = self.engine if busy_ms is None else self._engine_waiting(busy_ms)
         dbapi_error = engine.dialect.loaded_dbapi.Error
         self._reopen_if_replaced()
-        connection = engine.raw_connection()
+        try:  # a refused connection comes unwrapped from here, and must be retried too
+            connection = engine.raw_connection()
+        except dbapi_error as error:
+            raise sa.exc.DBAPIError.instance(sql, None, error, dbapi_error) from error
         cursor = None
         try:
             cursor = connection.cursor()
