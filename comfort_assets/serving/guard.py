@@ -169,8 +169,9 @@ class Guard:
             await self.app(scope, receive, send)
 
     async def _openapi(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """BentoML's document, with the loaded champion's stations and horizon in it."""
-        from comfort_assets.serving.schemas import document_contract
+        """BentoML's document, with the loaded champion's stations and horizon in it, and
+        the error answers as they are given."""
+        from comfort_assets.serving.schemas import document_contract, document_errors
 
         status, chunks = 500, []
 
@@ -184,7 +185,7 @@ class Guard:
         await self.app(scope, receive, keep)
         body = b"".join(chunks)
         if status == 200:
-            body = json.dumps(document_contract(json.loads(body))).encode()
+            body = json.dumps(document_errors(document_contract(json.loads(body)))).encode()
             await _answer(send, 200, body, "application/json")
         else:
             await _answer(send, status, body, "application/json")

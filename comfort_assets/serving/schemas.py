@@ -141,6 +141,78 @@ def document_contract(spec: dict[str, Any]) -> dict[str, Any]:
     return spec
 
 
+#: The answers every POST route can give besides 200 and BentoML's 400/404/500, by status.
+_ERROR_ANSWERS: dict[str, str] = {
+    "413": "Payload Too Large: the body is over the service's limit (1 MiB)",
+    "415": "Unsupported Media Type: the body is not UTF-8 JSON sent as application/json, "
+    "or it is compressed",
+    "503": "Service Unavailable: no usable champion, or the prediction store cannot log "
+    "the forecast (nothing was answered without being logged)",
+}
+
+
+_NOT_READY = {
+    "description": "Not ready: why the service cannot answer (no usable champion, or a "
+    "prediction store that cannot be used)",
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "required": ["ready", "problems"],
+                "properties": {
+                    "ready": {"type": "boolean", "enum": [False]},
+                    "problems": {"type": "array", "items": {"type": "string"}},
+                },
+            }
+        }
+    },
+}
+
+
+def document_errors(spec: dict[str, Any]) -> dict[str, Any]:
+    """The error answers as the service gives them. BentoML documents a 400's `detail` as
+    a string, where it is pydantic's list of errors (each naming its field in `loc`), and
+    leaves out the guard's 413 and 415 and the 503 of a service that cannot answer; a
+    client generated from the document would misread every one of them."""
+    schemas = spec.setdefault("components", {}).setdefault("schemas", {})
+    schemas["FieldError"] = {
+        "type": "object",
+        "title": "FieldError",
+        "required": ["loc", "msg"],
+        "properties": {
+            "loc": {
+                "type": "array",
+                "items": {"anyOf": [{"type": "string"}, {"type": "integer"}]},
+                "description": "where: the path to the field, e.g. requests, 0, station",
+            },
+            "msg": {"type": "string", "description": "why"},
+            "type": {"type": "string"},
+        },
+    }
+    if "InvalidArgument" in schemas:
+        schemas["InvalidArgument"]["properties"]["detail"] = {
+            "type": "array",
+            "items": {"$ref": "#/components/schemas/FieldError"},
+            "title": "Error Detail",
+        }
+    schemas["Error"] = {
+        "type": "object",
+        "title": "Error",
+        "required": ["error"],
+        "properties": {"error": {"type": "string", "title": "Message"}},
+    }
+    error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    for path, operations in spec.get("paths", {}).items():
+        for method, operation in operations.items():
+            answers = operation.setdefault("responses", {})
+            if method == "post":
+                for status, description in _ERROR_ANSWERS.items():
+                    answers.setdefault(status, {"description": description, "content": error})
+            elif path == "/readyz":
+                answers.setdefault("503", {"description": "not ready: the reason, as plain text"})
+    return spec
+
+
 def _check_window(values: list[float | None], name: str) -> list[float | None]:
     """One observed variable: exactly WINDOW_HOURS hourly values, complete if required,
     inside the physical range."""

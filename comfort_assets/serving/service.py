@@ -38,7 +38,6 @@ import sys
 from typing import Annotated
 
 import bentoml
-from bentoml.exceptions import NotFound
 from bentoml.validators import ContentType
 from pydantic import TypeAdapter
 from starlette.responses import JSONResponse, Response
@@ -155,8 +154,11 @@ class ComfortForecast:
         except Exception as error:  # the store, not the caller: 503, and never the id
             log.warning("feedback not recorded: prediction store: %s", brief(error))
             return _unavailable(Unavailable(f"prediction store: {brief(error)}"))
-        if row is None:
-            raise NotFound(f"prediction_id {body.prediction_id[:8]}…: no such prediction")
+        if row is None:  # BentoML's NotFound answers a list, not the documented object
+            return JSONResponse(
+                {"error": f"prediction_id {body.prediction_id[:8]}…: no such prediction"},
+                status_code=404,
+            )
         return FeedbackAck(
             prediction_id=body.prediction_id,
             actual_di=row["actual_di"],
