@@ -224,12 +224,13 @@ def check_settings(models_only: bool = False) -> None:
     object_store(resolve_env=True)
     if models_only:
         return
-    _check_weather_settings()
+    check_weather_settings()
     prediction_store(resolve_env=True)
     cooldown_seconds()
 
 
-def _check_weather_settings() -> None:
+def check_weather_settings() -> None:
+    """The weather source's settings: its kind, its file and units, its stations and key."""
     kind = source()
     try:
         weather_partitions()  # a file source reads the file's times

@@ -30,6 +30,7 @@ from typing import Any
 
 import pandas as pd
 
+from comfort_assets.domain.features import WINDOW_HOURS
 from comfort_assets.domain.replay import (
     ARMS,
     REPLAY_COOLDOWN_DAYS,
@@ -66,6 +67,13 @@ TUNING_FOLDS = 2
 
 #: A century of days: more than any weather file holds, and inside pandas' range of times.
 MAX_DAYS = 36_500
+#: Days from the source's first day to the end of the shortest training split that holds a
+#: row: a row needs ``WINDOW_HOURS - 1`` hours of history before its origin and its target
+#: ``HORIZON`` hours after it, and the first observation may come as late as 23:00 (6 days;
+#: the bundled year, which starts at 06:00, has no training row in 4). An empty split fails
+#: the blocking `chronological` check only after the ingestion (minutes), so `_options` asks
+#: it of ``--train-end`` up front, with the holdout and validation days on top.
+MIN_TRAINING_DAYS = math.ceil((24 + WINDOW_HOURS - 1 + HORIZON) / 24)
 
 
 class UsageError(Exception):
@@ -140,6 +148,40 @@ class Replay:
     versions_served: dict[str, int] = field(default_factory=dict)
 
 
+@contextmanager
+def _as_replayed() -> Iterator[None]:
+    """COMFORT_ENV=local for a moment, as `_environment` sets it for the replay: the source's
+    settings read inside are those the replay's definitions will see."""
+    before = os.environ.get("COMFORT_ENV")
+    os.environ["COMFORT_ENV"] = "local"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("COMFORT_ENV", None)
+        else:
+            os.environ["COMFORT_ENV"] = before
+
+
+def source_days() -> tuple[pd.Timestamp, pd.Timestamp]:
+    """The first and last day of the replay's partitions (`Pipeline.partitions`), read before
+    anything runs (a file source's time column only) so that the dates are judged up front;
+    a weather file that is missing or unreadable is one line naming it."""
+    from comfort_assets.deployment import (
+        SettingError,
+        check_weather_settings,
+        weather_partitions,
+    )
+
+    with _as_replayed():
+        try:
+            check_weather_settings()
+        except SettingError as error:
+            raise UsageError(str(error)) from None
+        keys = weather_partitions().get_partition_keys()
+    return utc_day(keys[0]), utc_day(keys[-1])
+
+
 def _options(argv: Sequence[str] | None) -> Options:
     args = parser().parse_args(argv)
     if args.days is not None and args.days < 1:
@@ -170,12 +212,30 @@ def _options(argv: Sequence[str] | None) -> Options:
         raise UsageError(f"--train-end/--start: not a date ({error})") from None
     if args.out is not None and (args.out / "home").exists():
         raise UsageError(f"--out {args.out} holds an earlier replay: give a new folder")
+    first, last = source_days()
+    train_end = train_end or first + pd.DateOffset(months=3)
+    start = start or train_end
+    before = args.holdout_days + args.validation_days + MIN_TRAINING_DAYS
+    earliest = first + pd.Timedelta(days=before)
+    if train_end < earliest:
+        given = "" if args.train_end else " (the default)"
+        raise UsageError(
+            f"--train-end {train_end:%Y-%m-%d}{given} leaves too little data to train on: the "
+            f"weather starts {first:%Y-%m-%d}, and {args.holdout_days} holdout, "
+            f"{args.validation_days} validation and {MIN_TRAINING_DAYS} training days (the "
+            f"features look back {WINDOW_HOURS - 1} h) need --train-end ≥ {earliest:%Y-%m-%d}"
+        )
+    if not train_end <= start <= last:
+        raise UsageError(
+            f"need --train-end ≤ --start ≤ {last:%Y-%m-%d}, the weather's last day "
+            f"(got {train_end:%Y-%m-%d}, {start:%Y-%m-%d})"
+        )
     out = args.out or Path(tempfile.mkdtemp(prefix="comfort-simulate-"))
     return Options(
         days=args.days,
         out=out.absolute(),
-        train_end=train_end,  # type: ignore[arg-type]  # resolved from the data below
-        start=start,  # type: ignore[arg-type]
+        train_end=train_end,
+        start=start,
         holdout_days=args.holdout_days,
         validation_days=args.validation_days,
         cooldown_days=args.cooldown_days,
@@ -345,7 +405,7 @@ class Pipeline:
         self, selection: Any, run_config: dict[str, Any] | None = None, **kwargs: Any
     ) -> Any:
         quiet = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
-        return self.dg.materialize(
+        result = self.dg.materialize(
             self.assets,
             selection=selection,
             instance=self.instance,
@@ -353,6 +413,21 @@ class Pipeline:
             raise_on_error=False,
             run_config={**(run_config or {}), **quiet},
             **kwargs,
+        )
+        if self.interrupted(result):
+            raise KeyboardInterrupt
+        return result
+
+    def interrupted(self, result: Any) -> bool:
+        """Whether Ctrl-C ended the run. Dagster catches it inside a run and records a failed
+        run, which read as a failed day, or as a failed retrain after which the replay went
+        on; the run's failure names the interrupt (raised in a step, or between steps)."""
+        names = {KeyboardInterrupt.__name__, self.dg.DagsterExecutionInterruptedError.__name__}
+        return any(
+            event.is_job_failure
+            and event.job_failure_data.error is not None
+            and event.job_failure_data.error.cls_name in names
+            for event in result.all_events
         )
 
     def observations(self) -> pd.DataFrame:
@@ -592,13 +667,7 @@ def run(options: Options) -> dict[str, Any]:
     pipeline = Pipeline(options)
     keys = pipeline.partitions.get_partition_keys()
     first_key, last_key = utc_day(keys[0]), utc_day(keys[-1])
-    train_end = options.train_end or first_key + pd.DateOffset(months=3)
-    start = options.start or train_end
-    if not first_key < train_end <= start <= last_key:
-        raise UsageError(
-            f"need {first_key:%Y-%m-%d} < --train-end ≤ --start ≤ {last_key:%Y-%m-%d} "
-            f"(got {train_end:%Y-%m-%d}, {start:%Y-%m-%d})"
-        )
+    train_end, start = options.train_end, options.start  # judged against the data in _options
     last = (
         last_key
         if options.days is None

@@ -8,6 +8,10 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
+from contextlib import contextmanager
+from types import SimpleNamespace
+from typing import NoReturn
 
 import dagster as dg
 import pandas as pd
@@ -15,6 +19,8 @@ import pytest
 
 from comfort_assets import simulation
 from comfort_assets.domain import replay
+from comfort_assets.domain.features import build_features
+from comfort_assets.domain.splits import SplitWindows, chronological_split
 from comfort_assets.resources.prediction_store import PredictionStore
 from comfort_assets_tests.serving_fixtures import PROJECT_ROOT, registry_at
 from comfort_assets_tests.test_notifier import webhook_server
@@ -111,6 +117,140 @@ def test_an_out_folder_with_an_earlier_replay_is_refused(tmp_path, capsys):
     assert simulation.main(["--out", str(tmp_path)]) == 2
     assert "holds an earlier replay" in capsys.readouterr().err
     assert not (tmp_path / "home" / "dagster").exists()
+
+
+def test_a_date_mistake_leaves_no_folder_behind(tmp_path, monkeypatch, capsys):
+    """The dates are judged before --out, its home, or a default folder is created."""
+    monkeypatch.setattr(os, "environ", {**os.environ})  # restored, should a replay start
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))  # where mkdtemp creates
+    (tmp_path / "tmp").mkdir()
+    out = tmp_path / "replay"
+    argv = ["--out", str(out), "--train-end", "2013-06-01", "--start", "2013-05-01"]
+    assert simulation.main(argv) == 2
+    assert simulation.main(["--start", "2014-02-01"]) == 2  # no --out: a temporary folder
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2 and all("--train-end ≤ --start" in line for line in err)
+    assert not out.exists() and not any((tmp_path / "tmp").iterdir())
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--train-end", "2013-01-10"], "--train-end 2013-01-10 leaves too little data to train"),
+        (["--train-end", "2012-12-01"], "the weather starts 2013-01-01"),
+        (["--holdout-days", "60", "--validation-days", "40"], "2013-04-01 (the default) leaves"),
+        (["--train-end", "2014-01-15"], "2013-12-31, the weather's last day"),
+        (["--start", "2014-02-01"], "2013-12-31, the weather's last day"),
+    ],
+)
+def test_dates_the_weather_cannot_train_or_replay_are_refused_before_the_replay_starts(
+    argv, message, tmp_path, monkeypatch, capsys
+):
+    """Too little weather before --train-end for its holdout, validation and training, or a
+    date past the weather's end: one line before the replay's home, its ingestion and its
+    first training (they took minutes before a too early --train-end was found)."""
+
+    def started(options: simulation.Options) -> None:
+        raise AssertionError("the replay started")
+
+    monkeypatch.setattr(simulation, "_environment", started)
+    out = tmp_path / "replay"
+    assert simulation.main([*argv, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err and err.startswith("comfort simulate: error:")
+    assert not out.exists()
+
+
+def test_the_shortest_training_window_holds_a_row_whatever_hour_the_weather_starts(tmp_path):
+    """MIN_TRAINING_DAYS is the features' history and the horizon counted from the latest hour
+    a first day can start at: weather from 23:00 on has a training row in that many days and
+    none in one fewer (the training's blocking check refuses an empty split); `--train-end`
+    must leave them before the holdout and validation days."""
+    first = pd.Timestamp("2013-01-01 23:00", tz="UTC")
+    hours = pd.date_range(first, periods=40 * 24, freq="h")
+    clean = pd.DataFrame({"station": "X", "time_utc": hours, "temp_c": 25.0, "humidity_pct": 60.0})
+    features = build_features(clean, simulation.HORIZON)
+
+    def training_rows(days: int) -> int:
+        end = first.floor("D") + pd.Timedelta(days=14 + 14 + days)
+        windows = replay.ReplayWindows.ending(end, 14, 14)
+        bounds = SplitWindows(windows.train_end, windows.validation_end, windows.holdout_end)
+        return len(chronological_split(features, bounds)["training"])
+
+    assert training_rows(simulation.MIN_TRAINING_DAYS) > 0
+    assert training_rows(simulation.MIN_TRAINING_DAYS - 1) == 0
+    # the bundled weather starts on 2013-01-01: 14 holdout + 14 validation + 6 training days
+    out = str(tmp_path / "replay")
+    options = simulation._options(["--out", out, "--train-end", "2013-02-04"])
+    assert options.train_end == options.start == pd.Timestamp("2013-02-04", tz="UTC")
+    with pytest.raises(simulation.UsageError, match="need --train-end ≥ 2013-02-04"):
+        simulation._options(["--out", out, "--train-end", "2013-02-03"])
+
+
+class _Interrupting(dg.ConfigurableIOManager):
+    """Ctrl-C at a step's first input or output, as Python raises it or as Dagster does where
+    it has taken SIGINT over (``as_dagster``): where in the run it lands is beside the point."""
+
+    as_dagster: bool = False
+
+    def _interrupt(self) -> NoReturn:
+        raise dg.DagsterExecutionInterruptedError() if self.as_dagster else KeyboardInterrupt()
+
+    def handle_output(self, context: dg.OutputContext, obj: object) -> None:
+        self._interrupt()
+
+    def load_input(self, context: dg.InputContext) -> object:
+        self._interrupt()
+
+
+@pytest.mark.parametrize("as_dagster", [False, True])
+@pytest.mark.parametrize("run", ["monitoring", "retrain"])
+def test_ctrl_c_in_a_days_dagster_run_stops_the_replay_as_interrupted(
+    run, as_dagster, tmp_path, monkeypatch, capsys
+):
+    """Dagster catches Ctrl-C inside a run and records a failed run: the replay read it as a
+    failed day ("monitoring of DAY failed"), or as a failed retrain and went on. The day's
+    run is real; the ingestion, first training and service before the day loop are skipped."""
+    from comfort_assets import deployment
+
+    monkeypatch.setattr(os, "environ", {**os.environ})  # _environment's settings, restored
+    resources = deployment.resources
+    monkeypatch.setattr(
+        deployment,
+        "resources",
+        lambda: {**resources(), "io_manager": _Interrupting(as_dagster=as_dagster)},
+    )
+    train = simulation.Pipeline.train
+
+    def first_training_skipped(pipeline, end, tags):
+        if tags.get("comfort/trigger") == "simulate":
+            return "weather-predictor-001", True, "first"
+        return train(pipeline, end, tags)
+
+    @contextmanager
+    def serve(home):
+        yield "http://127.0.0.1:9"
+
+    monkeypatch.setattr(simulation.Pipeline, "train", first_training_skipped)
+    monkeypatch.setattr(
+        simulation.Pipeline,
+        "ingest_range",
+        lambda *_: SimpleNamespace(get_asset_check_evaluations=list),
+    )
+    monkeypatch.setattr(simulation.Pipeline, "observations", lambda _: pd.DataFrame())
+    monkeypatch.setattr(simulation, "serve", serve)
+    monkeypatch.setattr(simulation, "served_version", lambda _: "weather-predictor-001")
+    monkeypatch.setattr(simulation, "request_day", lambda *_: None)
+    if run == "retrain":  # monitoring passed, and the sensor asks for a retrain
+        monkeypatch.setattr(simulation.Pipeline, "ingest_and_monitor", lambda *_: {})
+        request = dg.RunRequest(tags={"comfort/reason": "rmse_vs_holdout"})
+        monkeypatch.setattr(
+            simulation.Pipeline, "tick", lambda *_: SimpleNamespace(run_requests=[request])
+        )
+    assert simulation.main(["--out", str(tmp_path / "replay"), "--days", "1"]) == 130
+    err = capsys.readouterr().err.splitlines()
+    assert err[-1] == "comfort simulate: interrupted"
+    assert not any(line.startswith("[1/1]") for line in err)  # the day did not go on
 
 
 @pytest.mark.slow
