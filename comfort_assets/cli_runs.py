@@ -261,6 +261,19 @@ def _failures(result: dg.ExecuteInProcessResult) -> list[str]:
     return lines
 
 
+def interrupted(result: Any) -> bool:
+    """Whether Ctrl-C ended the run. Dagster catches it inside a run and records a failed
+    run; the run's failure names the interrupt (raised in a step, or between steps), so the
+    caller can end as interrupted rather than report a failure."""
+    names = {KeyboardInterrupt.__name__, dg.DagsterExecutionInterruptedError.__name__}
+    return any(
+        event.is_job_failure
+        and event.job_failure_data.error is not None
+        and event.job_failure_data.error.cls_name in names
+        for event in result.all_events
+    )
+
+
 def launch(
     defs: dg.Definitions,
     job_name: str,
@@ -306,6 +319,8 @@ def launch(
             )
     finally:
         _display = None
+    if interrupted(result):
+        raise KeyboardInterrupt
     return Outcome(
         run_id=run_id,
         job=job_name,

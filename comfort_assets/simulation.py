@@ -404,6 +404,8 @@ class Pipeline:
     def _materialize(
         self, selection: Any, run_config: dict[str, Any] | None = None, **kwargs: Any
     ) -> Any:
+        from comfort_assets.cli_runs import interrupted
+
         quiet = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
         result = self.dg.materialize(
             self.assets,
@@ -414,21 +416,9 @@ class Pipeline:
             run_config={**(run_config or {}), **quiet},
             **kwargs,
         )
-        if self.interrupted(result):
+        if interrupted(result):  # Dagster records Ctrl-C as a failed run: not a failed day
             raise KeyboardInterrupt
         return result
-
-    def interrupted(self, result: Any) -> bool:
-        """Whether Ctrl-C ended the run. Dagster catches it inside a run and records a failed
-        run, which read as a failed day, or as a failed retrain after which the replay went
-        on; the run's failure names the interrupt (raised in a step, or between steps)."""
-        names = {KeyboardInterrupt.__name__, self.dg.DagsterExecutionInterruptedError.__name__}
-        return any(
-            event.is_job_failure
-            and event.job_failure_data.error is not None
-            and event.job_failure_data.error.cls_name in names
-            for event in result.all_events
-        )
 
     def observations(self) -> pd.DataFrame:
         """Every hour of the source, cleaned: what the service's clients observe live (the

@@ -322,3 +322,23 @@ def test_moving_models_in_production_does_not_need_the_weather_services_key(
     assert "weather-predictor-007" in error and "KMA_SERVICE_KEY" not in error
     assert cli.main(["train", "--random-state", "1"]) == 2
     assert "KMA_SERVICE_KEY" in capsys.readouterr().err
+
+
+def test_a_run_ended_by_ctrl_c_is_told_from_a_failed_one():
+    """Dagster records Ctrl-C inside a run as a failed run: `comfort run` and the replay
+    must end as interrupted (exit 130), not report a failure."""
+    from comfort_assets.cli_runs import interrupted
+
+    @dg.asset
+    def stopped() -> None:
+        raise KeyboardInterrupt
+
+    @dg.asset
+    def broken() -> None:
+        raise ValueError("a real failure")
+
+    with dg.instance_for_test() as instance:
+        ctrl_c = dg.materialize([stopped], instance=instance, raise_on_error=False)
+        failure = dg.materialize([broken], instance=instance, raise_on_error=False)
+    assert not ctrl_c.success and not failure.success
+    assert interrupted(ctrl_c) and not interrupted(failure)
