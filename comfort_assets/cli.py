@@ -284,14 +284,18 @@ def move_champion(args: argparse.Namespace) -> int:
     return 0
 
 
-def check_settings(models_only: bool) -> None:
-    """The environment's settings that the command needs, each mistake one line naming the
+def check_settings(command: str) -> None:
+    """The environment's settings that ``command`` needs, each mistake one line naming the
     variable."""
     from comfort_assets.deployment import SettingError
     from comfort_assets.deployment import check_settings as check
 
+    if command in RUN_COMMANDS:
+        needs = "everything"
+    else:  # promote and rollback rebuild the Bento: they import the definitions
+        needs = "models" if command == "models" else "definitions"
     try:
-        check(models_only=models_only)
+        check(needs)
     except SettingError as error:
         raise UsageError(str(error)) from None
 
@@ -306,7 +310,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser().parse_args(argv)
         if args.command != "models" or os.environ.get("COMFORT_ENV", "local") != "local":
             # a local listing reads files alone (and must answer at once)
-            check_settings(models_only=args.command not in RUN_COMMANDS)
+            check_settings(args.command)
         if args.command == "models":
             rows = cli_models.list_models()
             print(json.dumps(rows, indent=1) if args.json else cli_models.format_models(rows))

@@ -215,22 +215,31 @@ def _declared_units() -> dict[str, str]:
         raise SettingError(f"COMFORT_WEATHER_UNITS: {error}") from None
 
 
-def check_settings(models_only: bool = False) -> None:
-    """Every setting the definitions and the CLI read, checked before anything starts, so
-    that a mistake in the environment is one line naming the variable (it was a traceback
-    from deep inside the definitions' import). ``models_only`` (a command that lists or
-    moves models, and rebuilds the Bento): the object store alone, so that promoting a
-    model needs neither the weather service's key nor the prediction database."""
+#: What a command needs, from least to most: the object store alone (listing models), the
+#: definitions importable (promoting, then rebuilding the Bento), everything (reading weather).
+SETTING_NEEDS = ("models", "definitions", "everything")
+
+
+def check_settings(needs: str = "everything") -> None:
+    """Every setting a command reads, checked before anything starts or moves, so that a
+    mistake in the environment is one line naming the variable (it was a traceback from
+    deep inside the definitions' import, or one after the champion had moved). Promoting
+    a model needs neither the weather service's key nor the prediction database."""
+    if needs not in SETTING_NEEDS:
+        raise ValueError(f"needs must be one of {SETTING_NEEDS}, got {needs!r}")
     object_store(resolve_env=True)
-    if models_only:
+    if needs == "models":
         return
-    check_weather_settings()
+    check_weather_settings(key=needs == "everything")
+    if needs == "definitions":
+        return
     prediction_store(resolve_env=True)
     cooldown_seconds()
 
 
-def check_weather_settings() -> None:
-    """The weather source's settings: its kind, its file and units, its stations and key."""
+def check_weather_settings(key: bool = True) -> None:
+    """The weather source's settings: its kind, its file and units, its stations, and (with
+    ``key``) the service key, which only a run that fetches weather reads."""
     kind = source()
     try:
         weather_partitions()  # a file source reads the file's times
@@ -243,7 +252,7 @@ def check_weather_settings() -> None:
             f"COMFORT_WEATHER_FILE {os.environ.get('COMFORT_WEATHER_FILE')}: {brief(error)}"
         ) from None
     weather_source()
-    if kind == "kma" and not os.environ.get("KMA_SERVICE_KEY"):
+    if key and kind == "kma" and not os.environ.get("KMA_SERVICE_KEY"):
         raise SettingError("COMFORT_SOURCE=kma needs KMA_SERVICE_KEY (a data.go.kr service key)")
 
 

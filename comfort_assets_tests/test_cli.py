@@ -342,3 +342,17 @@ def test_a_run_ended_by_ctrl_c_is_told_from_a_failed_one():
         failure = dg.materialize([broken], instance=instance, raise_on_error=False)
     assert not ctrl_c.success and not failure.success
     assert interrupted(ctrl_c) and not interrupted(failure)
+
+
+def test_a_setting_the_definitions_need_is_checked_before_the_champion_moves(
+    home, capsys, monkeypatch
+):
+    """`comfort promote` rebuilds the Bento, which imports the definitions: a bad weather
+    setting must stop it before the pointer moves, not after, with a traceback."""
+    monkeypatch.setenv("COMFORT_SOURCE", "file")
+    monkeypatch.setenv("COMFORT_WEATHER_FILE", str(home / "no-such-weather.csv"))
+    assert cli.main(["promote", "weather-predictor-003"]) == 2
+    error = capsys.readouterr().err.splitlines()
+    assert len(error) == 1 and "COMFORT_WEATHER_FILE" in error[0]
+    pointer = json.loads((home / "store" / "models" / "champion.json").read_text())
+    assert pointer["version"] == "weather-predictor-001"

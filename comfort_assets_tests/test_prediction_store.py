@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import socket
 import sqlite3
 import threading
@@ -334,6 +335,7 @@ def test_a_store_that_stays_down_warns_of_its_retries_once(monkeypatch, caplog):
     """Three warnings on every commit while the database is down filled the log; the
     first failed write warns, the next ones retry quietly (at DEBUG)."""
     monkeypatch.setattr(prediction_store, "RETRY_DELAYS_S", (0.001, 0.001, 0.001))
+    monkeypatch.setattr(prediction_store, "_failing_urls", set())  # whatever ran before
     down = PredictionStore(url="postgresql://postgres@127.0.0.1:1/test")
     caplog.set_level(logging.DEBUG, logger=prediction_store.__name__)
     for attempt in range(3):
@@ -371,3 +373,18 @@ def test_the_store_url_is_honoured_in_every_environment(monkeypatch, tmp_path):
     monkeypatch.delenv("COMFORT_PREDICTION_DB_URL")
     with pytest.raises(ValueError, match="COMFORT_PREDICTION_DB_URL"):
         prediction_store(resolve_env=True)
+
+
+def test_a_process_that_opens_many_stores_keeps_a_bounded_number_open(tmp_path):
+    """One engine (a pool of open files) per store URL and lock wait: without a bound, a
+    process opening store after store (the tests) kept every file open."""
+    opened = len(os.listdir("/proc/self/fd"))
+    for i in range(3 * prediction_store.MAX_ENGINES):
+        store = PredictionStore(url=f"sqlite:///{tmp_path / f'p{i}.db'}")
+        store.create()
+        store.insert([row(i)])
+        store.insert([row(i)], busy_ms=5)
+        assert store.count() == 2
+    assert len(prediction_store._engines) <= prediction_store.MAX_ENGINES
+    # each kept engine holds at most a connection and its WAL files open (3 descriptors)
+    assert len(os.listdir("/proc/self/fd")) - opened <= 3 * prediction_store.MAX_ENGINES

@@ -385,7 +385,7 @@ def test_feedback_round_trip_is_idempotent_and_404s_unknown_ids(client, body, st
     unknown_id = "0123456789abcdef" * 2
     unknown = client.post("/feedback", json={"prediction_id": unknown_id, "actual_di": 70.0})
     assert unknown.status_code == 404 and unknown.json()["error"].startswith(
-        "prediction_id 01234567"
+        "prediction_id …89abcdef"
     )
     assert unknown_id not in unknown.text  # never echoed in full
     empty = client.post("/feedback", json={"prediction_id": prediction_id})

@@ -9,6 +9,7 @@ import pytest
 
 from comfort_assets.domain.cleaning import VALID_RANGES
 from comfort_assets.domain.features import OBSERVED, WINDOW_HOURS
+from comfort_assets.serving import schemas
 from comfort_assets.serving.schemas import _check_window, _plainly_valid
 
 
@@ -38,3 +39,25 @@ def test_the_fast_path_never_accepts_what_the_full_check_refuses(name):
     outcomes = [(_plainly_valid(w, name), _accepted(w, name)) for w in _windows(name)]
     assert all(full for fast, full in outcomes if fast)
     assert outcomes[0] == (True, True)  # a plain window takes the fast path
+
+
+def test_the_document_says_what_each_error_answer_holds():
+    spec = {
+        "paths": {
+            "/predict": {"post": {"responses": {"200": {}}}},
+            "/readyz": {"get": {"responses": {"200": {}}}},
+        },
+        "components": {
+            "schemas": {"InvalidArgument": {"properties": {"detail": {"type": "string"}}}}
+        },
+    }
+    documented = schemas.document_errors(spec)
+    post = documented["paths"]["/predict"]["post"]["responses"]
+    assert {"413", "415", "503"} <= set(post)
+    error = post["503"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
+    assert documented["components"]["schemas"][error]["required"] == ["error"]
+    detail = documented["components"]["schemas"]["InvalidArgument"]["properties"]["detail"]
+    assert detail["type"] == "array"  # pydantic's list of field errors, not a string
+    readyz = documented["paths"]["/readyz"]["get"]["responses"]["503"]
+    body = readyz["content"]["application/json"]["schema"]  # JSON, as the guard answers
+    assert set(body["required"]) == {"ready", "problems"}

@@ -151,8 +151,10 @@ def test_a_recorded_400_names_the_field_and_the_reason():
     assert line.startswith("observations.temp_c: value 86 at hour index 0")
     assert line.endswith("wrong units? °F instead of °C?")
     assert logic.http_problem(404, UNKNOWN_ID_404, "u").lines == (
-        "prediction_id 'nope': no such prediction",
+        "prediction_id …89abcdef: no such prediction",
     )
+    # BentoML's own NotFound answers a list of such objects
+    assert logic.http_problem(404, [{"error": "no such route"}], "u").lines == ("no such route",)
     assert logic.http_problem(400, {"error": "feedback needs actual_di"}, "u").lines == (
         "feedback needs actual_di",
     )

@@ -40,8 +40,8 @@ BAD_UNITS_400 = {
         }
     ],
 }
-#: `POST /feedback` for an unknown prediction id (recorded: a list, not an object).
-UNKNOWN_ID_404 = [{"error": "prediction_id 'nope': no such prediction"}]
+#: `POST /feedback` for an unknown prediction id (recorded).
+UNKNOWN_ID_404 = {"error": "prediction_id …89abcdef: no such prediction"}
 DAYS = ("2013-07-03", "2013-07-04", "2013-07-05", "2013-07-06", "2013-07-07", "2013-07-08")
 
 

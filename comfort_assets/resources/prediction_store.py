@@ -20,6 +20,7 @@ import queue
 import re
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from datetime import UTC, datetime
@@ -66,8 +67,9 @@ def new_prediction_id() -> str:
     """A UUID version 7 as 32 hex digits: its first 48 bits are the Unix time in ms and
     the other 74 are random, so ids arrive in nearly increasing order and each commit
     appends to the primary-key index instead of writing a random leaf of it (a one-row
-    SQLite commit took 27 µs against 42 µs with random ids, in a loop here). Python
-    3.14's ``uuid.uuid7`` does the same."""
+    SQLite commit took 27 µs against 42 µs with random ids, in a loop here). Ids made in
+    the same millisecond are in random order among themselves (Python 3.14's
+    ``uuid.uuid7`` also orders those, with a counter); the index does not need it."""
     random = int.from_bytes(os.urandom(10))
     value = (
         (time.time_ns() // 1_000_000) << 80
@@ -79,9 +81,12 @@ def new_prediction_id() -> str:
     return f"{value:032x}"
 
 
-#: Engines by (URL, SQLite synchronous, busy timeout ms): one pool each per process.
-_engines: dict[tuple[str, str, int], Engine] = {}
+#: Engines by (URL, SQLite synchronous, busy timeout ms), most recently used last: one pool
+#: each per process, at most MAX_ENGINES (a process that opens many stores, as the tests do,
+#: would otherwise keep every file open).
+_engines: OrderedDict[tuple[str, str, int], Engine] = OrderedDict()
 _engines_lock = threading.Lock()
+MAX_ENGINES = 16
 
 
 def _engine(url: str, sqlite_synchronous: str, busy_ms: int = BUSY_TIMEOUT_MS) -> Engine:
@@ -90,9 +95,16 @@ def _engine(url: str, sqlite_synchronous: str, busy_ms: int = BUSY_TIMEOUT_MS) -
     ``busy_ms``, rather than setting ``PRAGMA busy_timeout`` before and after every commit
     (~20 µs a commit, measured inside the service)."""
     key = (url, sqlite_synchronous, busy_ms if _is_sqlite(url) else BUSY_TIMEOUT_MS)
+    evicted = []
     with _engines_lock:
         if (engine := _engines.get(key)) is None:
             engine = _engines[key] = _create_engine(url, sqlite_synchronous, busy_ms)
+            while len(_engines) > MAX_ENGINES:
+                evicted.append(_engines.popitem(last=False)[1])
+        else:
+            _engines.move_to_end(key)
+    for old in evicted:  # its pooled connections close; one in use closes when it returns
+        old.dispose()
     return engine
 
 

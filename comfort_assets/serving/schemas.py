@@ -209,7 +209,7 @@ def document_errors(spec: dict[str, Any]) -> dict[str, Any]:
                 for status, description in _ERROR_ANSWERS.items():
                     answers.setdefault(status, {"description": description, "content": error})
             elif path == "/readyz":
-                answers.setdefault("503", {"description": "not ready: the reason, as plain text"})
+                answers.setdefault("503", _NOT_READY)
     return spec
 
 

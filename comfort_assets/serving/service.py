@@ -156,7 +156,7 @@ class ComfortForecast:
             return _unavailable(Unavailable(f"prediction store: {brief(error)}"))
         if row is None:  # BentoML's NotFound answers a list, not the documented object
             return JSONResponse(
-                {"error": f"prediction_id {body.prediction_id[:8]}…: no such prediction"},
+                {"error": f"prediction_id …{body.prediction_id[-8:]}: no such prediction"},
                 status_code=404,
             )
         return FeedbackAck(
