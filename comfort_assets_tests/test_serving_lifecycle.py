@@ -5,6 +5,7 @@ SIGTERM under load, a killed parent."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -238,3 +239,27 @@ def test_a_bad_setting_stops_the_start_with_one_line(tmp_path, variable, value):
     assert done.returncode != 0
     assert done.stderr.strip().splitlines()[-1].startswith(f"comfort service: {variable} must be")
     assert "Traceback" not in done.stderr
+
+
+def test_sigterm_answers_a_request_sent_on_a_connection_accepted_before_it(tmp_path, clean, body):
+    """A client connects, the service gets SIGTERM, the request follows: uvicorn closed
+    such a connection unread, and the client saw it dropped (the drain test's rare
+    failure, made certain here)."""
+    register_champion(tmp_path, clean, seed=0, trees=20)
+    payload = json.dumps({"requests": [body]}).encode()
+    request = (
+        f"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n"
+    ).encode() + payload
+    with bento_process(tmp_path) as served:
+        host, port = served.url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=30) as connection:
+            time.sleep(0.3)  # accepted by the worker, nothing sent yet
+            served.process.send_signal(signal.SIGTERM)
+            time.sleep(0.5)  # the worker is draining
+            connection.sendall(request)
+            answer = b""
+            while chunk := connection.recv(65536):
+                answer += chunk
+        assert served.process.wait(30) == 0
+    assert answer.startswith(b"HTTP/1.1 200"), answer[:200]

@@ -14,6 +14,8 @@ found, without touching its internals:
   traceback and the input; a 4xx becomes one INFO line with the field and a short reason.
 - `die_with_parent`: a worker whose `bentoml serve` parent is killed shuts down (drains)
   instead of holding the port.
+- `read_before_closing`: the drain also answers a request sent on a connection accepted
+  just before SIGTERM (uvicorn dropped it unread).
 """
 
 from __future__ import annotations
@@ -286,3 +288,38 @@ def die_with_parent(interval_s: float = 0.5) -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+#: How long a connection accepted before SIGTERM, whose request uvicorn has not read yet,
+#: keeps its chance to deliver it during the drain.
+UNREAD_GRACE_S = 1.0
+
+
+def read_before_closing() -> None:
+    """Let the drain on SIGTERM answer a request already sent on a connection uvicorn has
+    accepted but not read yet. Uvicorn closes such a connection at once (its `shutdown`
+    sees no request), so that client's request, sent before the signal, met a dropped
+    connection (seen in CI by the drain test under load). Now such a connection
+    is closed after UNREAD_GRACE_S: a request that arrived meanwhile is answered first,
+    and the drain waits for it as for any other."""
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    for protocol in (HttpToolsProtocol, H11Protocol):
+        if getattr(protocol.shutdown, "reads_first", False):
+            continue
+        close_now = protocol.shutdown
+
+        def shutdown(self: Any, close_now: Any = close_now) -> None:
+            if self.cycle is None and not self.transport.is_closing():
+                self.loop.call_later(UNREAD_GRACE_S, _close_unless_closed, self, close_now)
+            else:
+                close_now(self)
+
+        shutdown.reads_first = True  # type: ignore[attr-defined]
+        protocol.shutdown = shutdown
+
+
+def _close_unless_closed(connection: Any, close_now: Any) -> None:
+    if not connection.transport.is_closing():
+        close_now(connection)

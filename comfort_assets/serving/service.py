@@ -58,6 +58,7 @@ from comfort_assets.serving.guard import (
     Readiness,
     die_with_parent,
     quiet_client_errors,
+    read_before_closing,
 )
 from comfort_assets.serving.schemas import (
     FeedbackAck,
@@ -102,6 +103,7 @@ class ComfortForecast:
 
     def __init__(self) -> None:
         die_with_parent()
+        read_before_closing()
         self.forecaster = Forecaster.from_environment()
         self.batcher = NaturalBatcher(self.forecaster)
         # the same object store as the registry: COMFORT_HOME / COMFORT_ENV pick both
