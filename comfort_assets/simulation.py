@@ -80,6 +80,12 @@ class UsageError(Exception):
     """A user mistake on the command line: one line on stderr, exit 2."""
 
 
+class ReplayFailed(RuntimeError):
+    """The replay could not go on (a run failed, the service stopped, the first model was
+    not promoted): one line saying what and where to look, exit 1; Dagster has already
+    logged the run's error above it."""
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UsageError(message)
@@ -310,7 +316,7 @@ def serve(home: Path) -> Iterator[str]:
         deadline = time.monotonic() + 120
         while True:
             if process.poll() is not None:
-                raise RuntimeError(f"bentoml serve exited; see {home / 'bentoml.log'}")
+                raise ReplayFailed(f"bentoml serve exited; see {home / 'bentoml.log'}")
             with suppress(httpx.TransportError):
                 if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
                     break
@@ -438,7 +444,7 @@ class Pipeline:
             },
         )
         if not result.success:
-            raise RuntimeError(f"ingestion of {first:%Y-%m-%d}…{last:%Y-%m-%d} failed")
+            raise ReplayFailed(f"ingestion of {first:%Y-%m-%d}…{last:%Y-%m-%d} failed")
         return result
 
     def ingest_and_monitor(self, day: pd.Timestamp) -> dict[str, bool]:
@@ -452,7 +458,7 @@ class Pipeline:
             run_config={"ops": {"production_performance": {"config": config}}},
         )
         if not result.success:
-            raise RuntimeError(f"monitoring of {day:%Y-%m-%d} failed")
+            raise ReplayFailed(f"monitoring of {day:%Y-%m-%d} failed")
         evaluations = (
             *ingested.get_asset_check_evaluations(),
             *result.get_asset_check_evaluations(),
@@ -671,7 +677,7 @@ def run(options: Options) -> dict[str, Any]:
     say(f"first training: window ends {train_end:%Y-%m-%d}")
     first_version, promoted, decision = pipeline.train(train_end, {"comfort/trigger": "simulate"})
     if not promoted:
-        raise RuntimeError(f"the first model was not promoted: {decision}")
+        raise ReplayFailed(f"the first model was not promoted: {decision}")
     days = pd.date_range(start, last, freq="D")
     with serve(home) as url, httpx.Client(base_url=url, timeout=30) as client:
         say(f"serving {served_version(client)} at {url}; replaying {len(days)} days")
@@ -751,6 +757,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("comfort simulate: interrupted", file=sys.stderr)
         return 130
+    except ReplayFailed as error:
+        print(f"comfort simulate: failed: {error}", file=sys.stderr)
+        return 1
     print(json.dumps(summary))
     return 0
 

@@ -203,23 +203,25 @@ class _Interrupting(dg.ConfigurableIOManager):
         self._interrupt()
 
 
-@pytest.mark.parametrize("as_dagster", [False, True])
-@pytest.mark.parametrize("run", ["monitoring", "retrain"])
-def test_ctrl_c_in_a_days_dagster_run_stops_the_replay_as_interrupted(
-    run, as_dagster, tmp_path, monkeypatch, capsys
-):
-    """Dagster catches Ctrl-C inside a run and records a failed run: the replay read it as a
-    failed day ("monitoring of DAY failed"), or as a failed retrain and went on. The day's
-    run is real; the ingestion, first training and service before the day loop are skipped."""
+class _Failing(dg.ConfigurableIOManager):
+    """A step's storage that fails, as a full disk would."""
+
+    def handle_output(self, context: dg.OutputContext, obj: object) -> None:
+        raise OSError("No space left on device")
+
+    def load_input(self, context: dg.InputContext) -> object:
+        raise OSError("No space left on device")
+
+
+def _replay_one_day(monkeypatch, out, io_manager: dg.ConfigurableIOManager, run: str) -> int:
+    """`comfort simulate --days 1` whose day's run (monitoring, or the retrain the sensor
+    asks for) is real, with ``io_manager`` as its storage; the ingestion, first training
+    and service before the day loop are skipped."""
     from comfort_assets import deployment
 
     monkeypatch.setattr(os, "environ", {**os.environ})  # _environment's settings, restored
     resources = deployment.resources
-    monkeypatch.setattr(
-        deployment,
-        "resources",
-        lambda: {**resources(), "io_manager": _Interrupting(as_dagster=as_dagster)},
-    )
+    monkeypatch.setattr(deployment, "resources", lambda: {**resources(), "io_manager": io_manager})
     train = simulation.Pipeline.train
 
     def first_training_skipped(pipeline, end, tags):
@@ -247,10 +249,29 @@ def test_ctrl_c_in_a_days_dagster_run_stops_the_replay_as_interrupted(
         monkeypatch.setattr(
             simulation.Pipeline, "tick", lambda *_: SimpleNamespace(run_requests=[request])
         )
-    assert simulation.main(["--out", str(tmp_path / "replay"), "--days", "1"]) == 130
+    return simulation.main(["--out", str(out), "--days", "1"])
+
+
+@pytest.mark.parametrize("as_dagster", [False, True])
+@pytest.mark.parametrize("run", ["monitoring", "retrain"])
+def test_ctrl_c_in_a_days_dagster_run_stops_the_replay_as_interrupted(
+    run, as_dagster, tmp_path, monkeypatch, capsys
+):
+    """Dagster catches Ctrl-C inside a run and records a failed run: the replay read it as a
+    failed day ("monitoring of DAY failed"), or as a failed retrain and went on."""
+    interrupting = _Interrupting(as_dagster=as_dagster)
+    assert _replay_one_day(monkeypatch, tmp_path / "replay", interrupting, run) == 130
     err = capsys.readouterr().err.splitlines()
     assert err[-1] == "comfort simulate: interrupted"
     assert not any(line.startswith("[1/1]") for line in err)  # the day did not go on
+
+
+def test_a_day_whose_run_fails_ends_the_replay_with_one_line_not_a_traceback(
+    tmp_path, monkeypatch, capsys
+):
+    assert _replay_one_day(monkeypatch, tmp_path / "replay", _Failing(), "monitoring") == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[-1] == "comfort simulate: failed: monitoring of 2013-04-01 failed"
 
 
 @pytest.mark.slow
