@@ -488,8 +488,11 @@ class NotInTheBento:
 sys.meta_path.insert(0, NotInTheBento())
 import comfort_assets.serving.service
 from comfort_assets.serving.core import Forecaster
+from comfort_assets.serving.guard import read_before_closing
+from uvicorn.protocols.http.h11_impl import H11Protocol
 forecaster = Forecaster.from_environment()
-print(forecaster.champion.version, forecaster.problems())
+read_before_closing()  # what the service's start does besides
+print(forecaster.champion.version, forecaster.problems(), H11Protocol.shutdown.reads_first)
 forecaster.close()
 """
 
@@ -515,6 +518,7 @@ def test_the_bentofile_installs_everything_the_service_imports(home):
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split()[0] == registry_at(home).champion()
+    assert done.stdout.split()[-1] == "True"  # the drain's patch holds without httptools too
 
 
 @pytest.mark.slow

@@ -293,6 +293,10 @@ def die_with_parent(interval_s: float = 0.5) -> None:
 #: How long a connection accepted before SIGTERM, whose request uvicorn has not read yet,
 #: keeps its chance to deliver it during the drain.
 UNREAD_GRACE_S = 1.0
+_HTTP_PROTOCOLS = (
+    ("uvicorn.protocols.http.httptools_impl", "HttpToolsProtocol"),
+    ("uvicorn.protocols.http.h11_impl", "H11Protocol"),
+)
 
 
 def read_before_closing() -> None:
@@ -302,10 +306,13 @@ def read_before_closing() -> None:
     connection (seen in CI by the drain test under load). Now such a connection
     is closed after UNREAD_GRACE_S: a request that arrived meanwhile is answered first,
     and the drain waits for it as for any other."""
-    from uvicorn.protocols.http.h11_impl import H11Protocol
-    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+    import importlib
 
-    for protocol in (HttpToolsProtocol, H11Protocol):
+    for module, name in _HTTP_PROTOCOLS:
+        try:  # httptools is optional: without it uvicorn speaks h11
+            protocol = getattr(importlib.import_module(module), name)
+        except ImportError:
+            continue
         if getattr(protocol.shutdown, "reads_first", False):
             continue
         close_now = protocol.shutdown
