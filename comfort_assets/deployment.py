@@ -68,12 +68,11 @@ SOURCES = ("bundled", "file", "kma", "open-meteo")
 DEFAULT_API_START = "2024-01-01"
 
 
-def source(env: str | None = None) -> str:
+def source() -> str:
     """``COMFORT_SOURCE`` picks the weather (independent of storage): ``bundled`` (default
     locally), ``file`` (``COMFORT_WEATHER_FILE``), ``kma`` (default in production) or
-    ``open-meteo``; ``env`` is the ``COMFORT_ENV`` to judge the default by (default: the
-    environment's)."""
-    default = "bundled" if (env or environment()) == "local" else "kma"
+    ``open-meteo``."""
+    default = "bundled" if environment() == "local" else "kma"
     kind = os.environ.get("COMFORT_SOURCE") or default
     if kind not in SOURCES:
         raise SettingError(f"COMFORT_SOURCE must be one of {SOURCES}, got {kind!r}")

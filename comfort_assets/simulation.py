@@ -27,6 +27,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pandas as pd
 
@@ -154,33 +155,25 @@ class Replay:
     versions_served: dict[str, int] = field(default_factory=dict)
 
 
-@contextmanager
-def _as_replayed() -> Iterator[None]:
-    """COMFORT_ENV=local for a moment, as `_environment` sets it for the replay: the source's
-    settings read inside are those the replay's definitions will see."""
-    before = os.environ.get("COMFORT_ENV")
-    os.environ["COMFORT_ENV"] = "local"
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop("COMFORT_ENV", None)
-        else:
-            os.environ["COMFORT_ENV"] = before
-
-
 def source_days() -> tuple[pd.Timestamp, pd.Timestamp]:
     """The first and last day of the replay's partitions (`Pipeline.partitions`), read before
-    anything runs (a file source's time column only) so that the dates are judged up front;
-    a weather file that is missing or unreadable is one line naming it."""
+    anything runs (a file source's time column only) so that the dates are judged up front.
+    The settings are read as the replay will (COMFORT_ENV=local, as `_environment` sets it);
+    a source that is not a file, or a weather file that is missing or unreadable, is one
+    line naming it."""
     from comfort_assets.deployment import (
         SettingError,
         check_weather_settings,
+        source,
         weather_partitions,
     )
 
-    with _as_replayed():
+    with mock.patch.dict(os.environ, {"COMFORT_ENV": "local"}):
         try:
+            if source() not in ("bundled", "file"):
+                raise UsageError(
+                    "simulate replays a file-backed source (COMFORT_SOURCE=bundled|file)"
+                )
             check_weather_settings()
         except SettingError as error:
             raise UsageError(str(error)) from None
@@ -203,14 +196,7 @@ def _options(argv: Sequence[str] | None) -> Options:
         raise UsageError(f"--rmse-factor must be a number > 0, got {args.rmse_factor}")
     if args.out is not None and args.out.exists() and not args.out.is_dir():
         raise UsageError(f"--out {args.out} is a file: give a folder")
-    from comfort_assets.deployment import SettingError, source
-
-    try:
-        kind = source("local")  # the replay runs locally, whatever COMFORT_ENV says
-    except SettingError as error:
-        raise UsageError(str(error)) from None
-    if kind not in ("bundled", "file"):
-        raise UsageError("simulate replays a file-backed source (COMFORT_SOURCE=bundled|file)")
+    first, last = source_days()
     try:
         train_end = utc_day(args.train_end) if args.train_end else None
         start = utc_day(args.start) if args.start else None
@@ -218,7 +204,6 @@ def _options(argv: Sequence[str] | None) -> Options:
         raise UsageError(f"--train-end/--start: not a date ({error})") from None
     if args.out is not None and (args.out / "home").exists():
         raise UsageError(f"--out {args.out} holds an earlier replay: give a new folder")
-    first, last = source_days()
     train_end = train_end or first + pd.DateOffset(months=3)
     start = start or train_end
     before = args.holdout_days + args.validation_days + MIN_TRAINING_DAYS
