@@ -20,6 +20,7 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
+from openapi_spec_validator import OpenAPIV30SpecValidator
 
 from comfort_assets.domain.comfort import discomfort_band
 from comfort_assets.domain.features import OBSERVED, REQUIRED, WINDOW_HOURS, build_features
@@ -423,7 +424,7 @@ def test_the_openapi_document_states_the_contract(client):
     schemas = document["components"]["schemas"]
     request = schemas["ForecastRequest"]["properties"]
     assert request["station"]["enum"] == ["EWR", "JFK", "LGA"]
-    assert request["horizon_h"]["anyOf"][0]["enum"] == [3]
+    assert request["horizon_h"]["enum"] == [3, None] and request["horizon_h"]["nullable"]
     temp = schemas["Observations"]["properties"]["temp_c"]
     assert temp["minItems"] == temp["maxItems"] == WINDOW_HOURS
     assert (temp["items"]["minimum"], temp["items"]["maximum"]) == (-60, 60)
@@ -432,6 +433,7 @@ def test_the_openapi_document_states_the_contract(client):
     body = forecast["application/json"]["schema"]
     assert body["properties"]["station"]["enum"] == ["EWR", "JFK", "LGA"]
     assert body["additionalProperties"] is False and "naive means UTC" in str(body)
+    assert [error.message for error in OpenAPIV30SpecValidator(document).iter_errors()] == []
 
 
 def test_unknown_paths_do_not_grow_the_metrics(client):

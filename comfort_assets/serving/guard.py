@@ -171,9 +171,13 @@ class Guard:
             await self.app(scope, receive, send)
 
     async def _openapi(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """BentoML's document, with the loaded champion's stations and horizon in it, and
-        the error answers as they are given."""
-        from comfort_assets.serving.schemas import document_contract, document_errors
+        """BentoML's document, with the loaded champion's stations and horizon in it, the
+        error answers as they are given, and valid OpenAPI 3.0."""
+        from comfort_assets.serving.schemas import (
+            as_openapi_30,
+            document_contract,
+            document_errors,
+        )
 
         status, chunks = 500, []
 
@@ -187,7 +191,8 @@ class Guard:
         await self.app(scope, receive, keep)
         body = b"".join(chunks)
         if status == 200:
-            body = json.dumps(document_errors(document_contract(json.loads(body)))).encode()
+            spec = document_errors(document_contract(json.loads(body)))
+            body = json.dumps(as_openapi_30(spec)).encode()
             await _answer(send, 200, body, "application/json")
         else:
             await _answer(send, status, body, "application/json")

@@ -213,6 +213,47 @@ def document_errors(spec: dict[str, Any]) -> dict[str, Any]:
     return spec
 
 
+def as_openapi_30(spec: dict[str, Any]) -> dict[str, Any]:
+    """The document as the OpenAPI 3.0 it says it is. Pydantic writes an optional field as
+    ``anyOf: [X, {type: null}]`` (JSON Schema, valid only in 3.1) and BentoML marks each body
+    schema ``root_input``, a keyword 3.0 refuses: client generators and validators reject
+    the document for either. An optional field becomes X with 3.0's ``nullable: true`` (and
+    null in its enum, if it has one); the mark becomes the extension ``x-root-input``
+    (BentoML's own client reads ``/schema.json``, not this document)."""
+
+    def convert(node: Any) -> None:
+        if isinstance(node, list):
+            for item in node:
+                convert(item)
+            return
+        if not isinstance(node, dict):
+            return
+        if "root_input" in node:
+            node["x-root-input"] = node.pop("root_input")
+        for key in ("anyOf", "oneOf"):
+            choices = node.get(key)
+            if not isinstance(choices, list) or {"type": "null"} not in choices:
+                continue
+            rest = [choice for choice in choices if choice != {"type": "null"}]
+            node["nullable"] = True
+            if len(rest) > 1:
+                node[key] = rest
+                continue
+            del node[key]
+            (only,) = rest
+            if "$ref" in only:  # 3.0 ignores a $ref's siblings: wrap it
+                node["allOf"] = [only]
+            else:
+                node.update({k: v for k, v in only.items() if k not in node or k == "type"})
+            if "enum" in node and None not in node["enum"]:
+                node["enum"] = [*node["enum"], None]
+        for value in node.values():
+            convert(value)
+
+    convert(spec)
+    return spec
+
+
 def _check_window(values: list[float | None], name: str) -> list[float | None]:
     """One observed variable: exactly WINDOW_HOURS hourly values, complete if required,
     inside the physical range."""

@@ -82,8 +82,9 @@ readiness = Readiness()
 quiet_client_errors()
 
 
-def _unavailable(error: Exception) -> Response:
-    return JSONResponse({"error": str(error)}, status_code=503)
+def _error(status: int, error: Exception | str) -> Response:
+    """An error answer as the document states it (``Error``: ``{"error": why}``)."""
+    return JSONResponse({"error": str(error)}, status_code=status)
 
 
 @bentoml.service(
@@ -122,9 +123,9 @@ class ComfortForecast:
         try:
             forecasts = await self.batcher.predict(body.requests)
         except Unavailable as error:
-            return _unavailable(error)
+            return _error(503, error)
         except ForecastFailed as error:
-            return JSONResponse({"error": str(error)}, status_code=500)
+            return _error(500, error)
         return Response(_FORECASTS.dump_json(forecasts), media_type="application/json")
 
     @bentoml.api
@@ -138,9 +139,9 @@ class ComfortForecast:
             request = self.weather.request(body.station, body.time)
             (forecast,) = await self.batcher.predict([request])
         except Unavailable as error:
-            return _unavailable(error)
+            return _error(503, error)
         except ForecastFailed as error:
-            return JSONResponse({"error": str(error)}, status_code=500)
+            return _error(500, error)
         return forecast
 
     @bentoml.api
@@ -155,12 +156,9 @@ class ComfortForecast:
             )
         except Exception as error:  # the store, not the caller: 503, and never the id
             log.warning("feedback not recorded: prediction store: %s", brief(error))
-            return _unavailable(Unavailable(f"prediction store: {brief(error)}"))
+            return _error(503, f"prediction store: {brief(error)}")
         if row is None:  # BentoML's NotFound answers a list, not the documented object
-            return JSONResponse(
-                {"error": f"prediction_id …{body.prediction_id[-8:]}: no such prediction"},
-                status_code=404,
-            )
+            return _error(404, f"prediction_id …{body.prediction_id[-8:]}: no such prediction")
         return FeedbackAck(
             prediction_id=body.prediction_id,
             actual_di=row["actual_di"],
@@ -173,7 +171,7 @@ class ComfortForecast:
         try:
             return self.forecaster.model_info()
         except Unavailable as error:
-            return _unavailable(error)
+            return _error(503, error)
 
     @bentoml.on_shutdown
     def close(self) -> None:
