@@ -1,17 +1,16 @@
-"""Serving an XGBoost ensemble fused (one booster, its trees as arrays) must not change a
+"""Serving an XGBoost ensemble fused (one booster, in ONNX Runtime) must not change a
 forecast, whatever the batch size."""
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import pytest
 
 from comfort_assets.domain.modeling import (
-    DEFAULT_PARAMS,
-    SMALL_BATCH_ROWS,
-    FusedBooster,
+    OnnxTrees,
     TrainingData,
-    TreeArrays,
     average,
     fit_model,
 )
@@ -35,7 +34,7 @@ def ensemble():
     return average(members)
 
 
-@pytest.mark.parametrize("rows", [1, 2, SMALL_BATCH_ROWS, SMALL_BATCH_ROWS + 1, 400])
+@pytest.mark.parametrize("rows", [1, 2, 8, 9, 400])
 def test_fused_ensemble_forecasts_the_members_mean(ensemble, rows):
     fused = ensemble.fused()
     assert len(ensemble.members) == 3 and len(fused.members) == 1
@@ -48,20 +47,26 @@ def test_fused_ensemble_forecasts_the_members_mean(ensemble, rows):
     )
 
 
-def test_tree_arrays_walk_each_tree_as_xgboost_does(ensemble):
+def test_onnx_trees_split_each_tree_as_xgboost_does(ensemble):
     booster = ensemble.members[0]
-    trees = TreeArrays.from_booster(booster)
+    trees = OnnxTrees.from_booster(booster)
     x = _data(3).features
     x[:, 2] = np.inf  # beyond every threshold: always the right child
     x[0] = np.nan  # every value missing: always the default child
+    x[1, 1] = -np.inf
+    tree = json.loads(bytes(booster.save_raw("json")))["learner"]["gradient_booster"]
+    root = tree["model"]["trees"][0]
+    x[2:10, root["split_indices"][0]] = root["split_conditions"][0]  # a tie: not less: right
     np.testing.assert_allclose(trees.predict(x), booster.inplace_predict(x), atol=1e-5)
-    assert 0 < trees.depth <= DEFAULT_PARAMS["xgboost"]["max_depth"]
+    assert trees.predict(x[:0]).shape == (0,)
 
 
-def test_a_single_booster_is_served_by_its_arrays_other_families_as_they_are(ensemble):
+def test_a_single_booster_is_served_by_onnx_other_families_as_they_are(ensemble):
     data = _data(0)
     ridge = fit_model("ridge", data, data, [f"f{i}" for i in range(5)], 3)
     single = fit_model("xgboost", data, _data(1), [f"f{i}" for i in range(5)], 3, 0, FAST)
     assert ridge.fused() is ridge
     (served,) = single.fused().members
-    assert isinstance(served, FusedBooster) and served.booster is single.members[0]
+    assert isinstance(served, OnnxTrees)
+    x = _data(4).features
+    np.testing.assert_allclose(served.predict(x), single.members[0].inplace_predict(x), atol=1e-5)

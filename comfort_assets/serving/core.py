@@ -116,7 +116,7 @@ def load_champion(registry: ModelRegistry) -> Champion:
     missing = [name for name in model.feature_names if name not in built]
     if missing:
         raise ValueError(f"{version} needs features the builder no longer makes: {missing}")
-    # served as one booster: one XGBoost call per batch, not one per ensemble member
+    # served as one tree ensemble in ONNX Runtime: one call per batch, not one per member
     columns = [built.index(name) for name in model.feature_names]
     return Champion(version, model.fused(), card, columns)
 
@@ -167,15 +167,6 @@ class Forecaster:
         )
 
     # --- champion and store health ------------------------------------------------------
-    def _install(self, champion: Champion) -> None:
-        for member in champion.model.members:
-            if hasattr(member, "set_param"):
-                # one worker on a small machine: XGBoost's own thread pool would fight the
-                # event loop and the load for the cores (its gain on 64 rows is ~10 %)
-                member.set_param({"nthread": 1})
-        self.champion = champion
-        set_contract(champion.contract)
-
     def refresh(self) -> bool:
         """Load the champion if the pointer moved (or none is loaded yet); True if it
         changed. A version that fails to load (sha256, missing files, a bad pointer) is
@@ -185,7 +176,8 @@ class Forecaster:
             if current is not None and self.registry.champion() == current:
                 self._champion_state(None)
                 return False
-            self._install(load_champion(self.registry))
+            self.champion = load_champion(self.registry)
+            set_contract(self.champion.contract)
         except Exception as error:
             self._champion_state(brief(error))
             return False
