@@ -247,7 +247,7 @@ def in_process_costs(store: Path, bodies: list[dict[str, Any]], work: Path) -> d
         "forecast_single_ms": per_call_ms(lambda: forecaster.forecast(one)),
         "forecast_batch64_per_request_ms": per_call_ms(lambda: forecaster.forecast(batch)) / 64,
         "log_commit_batch64_ms": per_call_ms(log_batch),
-        "model_members": len(model.seeds),  # served fused as one booster
+        "model_members": len(model.seeds),  # served fused, as one ONNX tree ensemble
     }
     forecaster.close()
     return costs

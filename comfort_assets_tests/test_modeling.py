@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+import xgboost as xgb
 
 from comfort_assets.domain.modeling import (
     OnnxTrees,
@@ -34,7 +35,7 @@ def ensemble():
     return average(members)
 
 
-@pytest.mark.parametrize("rows", [1, 2, 8, 9, 400])
+@pytest.mark.parametrize("rows", [1, 64, 400])
 def test_fused_ensemble_forecasts_the_members_mean(ensemble, rows):
     fused = ensemble.fused()
     assert len(ensemble.members) == 3 and len(fused.members) == 1
@@ -70,3 +71,24 @@ def test_a_single_booster_is_served_by_onnx_other_families_as_they_are(ensemble)
     assert isinstance(served, OnnxTrees)
     x = _data(4).features
     np.testing.assert_allclose(served.predict(x), single.members[0].inplace_predict(x), atol=1e-5)
+
+
+def test_a_mixed_ensemble_serves_each_booster_by_onnx_and_keeps_the_weights(ensemble):
+    data = _data(0)
+    ridge = fit_model("ridge", data, data, [f"f{i}" for i in range(5)], 3)
+    mixed = average([ensemble, ridge])  # three boosters and a ridge: a quarter each
+    served = mixed.fused()
+    assert [type(m) for m in served.members] == [OnnxTrees] * 3 + [type(ridge.members[0])]
+    x = _data(5).features
+    np.testing.assert_allclose(served.predict_change(x), mixed.predict_change(x), atol=1e-5)
+
+
+def test_a_booster_with_a_link_function_is_refused_not_served_wrong():
+    data = _data(0)
+    booster = xgb.train(
+        {"objective": "reg:logistic", "max_depth": 2},
+        xgb.DMatrix(data.features, label=(data.change > 0).astype(float)),
+        num_boost_round=3,
+    )
+    with pytest.raises(ValueError, match="reg:logistic"):
+        OnnxTrees.from_booster(booster)

@@ -65,12 +65,14 @@ def test_the_document_says_what_each_error_answer_holds():
 
 
 def test_the_document_is_openapi_30_as_it_says():
+    odd_example = {"anyOf": ["x", {"type": "null"}], "root_input": 1}
     spec = {
         "components": {
             "schemas": {
                 "Body": {
                     "type": "object",
                     "root_input": True,
+                    "example": odd_example,
                     "properties": {
                         "rating": {"anyOf": [{"type": "integer"}, {"type": "null"}]},
                         "horizon_h": {
@@ -79,17 +81,39 @@ def test_the_document_is_openapi_30_as_it_says():
                         },
                         "window": {"anyOf": [{"$ref": "#/x"}, {"type": "null"}]},
                         "either": {
-                            "anyOf": [{"type": "string"}, {"type": "integer"}, {"type": "null"}]
+                            "anyOf": [{"type": "string"}, {"$ref": "#/x"}, {"type": "null"}]
                         },
-                        "plain": {"type": "string"},
+                        "nothing": {"anyOf": [{"type": "null"}]},
+                        "root_input": {"type": "boolean", "default": False},
+                        "hours": {
+                            "type": "array",
+                            "items": {"anyOf": [{"type": "number"}, {"type": "null"}]},
+                        },
                     },
                 }
             }
-        }
+        },
+        "paths": {
+            "/predict": {
+                "post": {
+                    "requestBody": {
+                        "content": {
+                            "application/json": {
+                                "schema": {"anyOf": [{"$ref": "#/B"}, {"type": "null"}]}
+                            }
+                        }
+                    }
+                },
+                "summary": "not an operation",
+            }
+        },
     }
-    body = schemas.as_openapi_30(spec)["components"]["schemas"]["Body"]
+    converted = schemas.as_openapi_30(spec)
+    body = converted["components"]["schemas"]["Body"]
     fields = body["properties"]
     assert "root_input" not in body and body["x-root-input"] is True
+    assert body["example"] == {"anyOf": ["x", {"type": "null"}], "root_input": 1}  # a value
+    assert fields["root_input"] == {"type": "boolean", "default": False}  # a field's name
     assert fields["rating"] == {"type": "integer", "nullable": True}
     assert fields["horizon_h"] == {
         "title": "Horizon H",
@@ -99,10 +123,15 @@ def test_the_document_is_openapi_30_as_it_says():
     }
     assert fields["window"] == {"allOf": [{"$ref": "#/x"}], "nullable": True}
     assert fields["either"] == {
-        "anyOf": [{"type": "string"}, {"type": "integer"}],
-        "nullable": True,
+        "anyOf": [
+            {"type": "string", "nullable": True},
+            {"allOf": [{"$ref": "#/x"}], "nullable": True},
+        ]
     }
-    assert fields["plain"] == {"type": "string"}
+    assert fields["nothing"] == {"nullable": True}
+    assert fields["hours"]["items"] == {"type": "number", "nullable": True}
+    body = converted["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]
+    assert body["schema"] == {"allOf": [{"$ref": "#/B"}], "nullable": True}
 
 
 def test_the_services_document_passes_an_openapi_30_validator():

@@ -105,14 +105,22 @@ class ForecastModel:
         return np.asarray(di_now, dtype=float) + self.predict_change(features)
 
     def fused(self) -> ForecastModel:
-        """The same model served faster: an ensemble of XGBoost boosters becomes one booster
-        (one predict call instead of one per member) served by ONNX Runtime (`OnnxTrees`).
-        Other models are returned as they are."""
+        """The same model served faster: XGBoost's trees are served by ONNX Runtime
+        (`OnnxTrees`), an ensemble of boosters fused into one first (one call instead of one
+        per member). In an ensemble with other families each booster is converted on its
+        own, so the members still weigh the same. Other models are returned as they are."""
         boosters = [m for m in self.members if isinstance(m, xgb.Booster)]
-        if not boosters or len(boosters) != len(self.members):
+        if not boosters:
             return self
-        booster = fuse_boosters(boosters) if len(boosters) > 1 else boosters[0]
-        return replace(self, members=[OnnxTrees.from_booster(booster)])
+        if len(boosters) == len(self.members):
+            booster = fuse_boosters(boosters) if len(boosters) > 1 else boosters[0]
+            return replace(self, members=[OnnxTrees.from_booster(booster)])
+        return replace(
+            self,
+            members=[
+                OnnxTrees.from_booster(m) if isinstance(m, xgb.Booster) else m for m in self.members
+            ],
+        )
 
     def feature_importance(self) -> dict[str, float]:
         values = np.zeros(len(self.feature_names))
@@ -219,19 +227,29 @@ def fuse_boosters(boosters: Sequence[xgb.Booster]) -> xgb.Booster:
     return booster
 
 
+#: The ONNX operator set the trees are written in (onnxmltools' XGBoost converter's newest).
+ONNX_OPSET = 15
+#: Objectives whose forecast is the sum of the leaves plus the base score, as the converted
+#: trees compute it (a logistic or count objective would need its link function too).
+IDENTITY_OBJECTIVES = frozenset({"reg:squarederror", "reg:absoluteerror", "reg:pseudohubererror"})
+
+
 @dataclass(frozen=True)
 class OnnxTrees:
     """A booster's trees served by ONNX Runtime's tree ensemble. XGBoost's own predict
-    costs ~0.75 ms a call whatever the rows with a ~1,000-tree champion (0.78 ms for one row
-    against 0.017 ms here, 1.4 against 0.64 ms for 64: docs/pitfalls.md), and a lone
-    request pays all of it. The forecast is XGBoost's up to float32 summation order: the
-    same float32 ``value < threshold`` splits, missing values to the default child."""
+    pays ~0.75 ms on every call before the rows count with a ~1,000-tree champion (0.78 ms
+    for one row against 0.017 ms here, 1.51 against 0.64 ms for 64: docs/pitfalls.md), and
+    a lone request pays all of it. The forecast is XGBoost's up to float32 summation order:
+    the same float32 ``value < threshold`` splits, missing values to the default child."""
 
     session: Any  # onnxruntime.InferenceSession: imported only where a model is served
     input_name: str
 
     @classmethod
     def from_booster(cls, booster: xgb.Booster) -> OnnxTrees:
+        objective = json.loads(booster.save_config())["learner"]["objective"]["name"]
+        if objective not in IDENTITY_OBJECTIVES:
+            raise ValueError(f"cannot serve a {objective} booster as ONNX trees (no link)")
         # imported here: ONNX and its converter are only needed where a model is served
         import onnxmltools
         import onnxruntime as ort
@@ -253,10 +271,6 @@ class OnnxTrees:
     def predict(self, features: npt.NDArray[np.float64]) -> npt.NDArray[np.float32]:
         x = np.ascontiguousarray(features, dtype=np.float32)
         return self.session.run(None, {self.input_name: x})[0].ravel()
-
-
-#: The ONNX operator set the trees are written in (onnxmltools' XGBoost converter's newest).
-ONNX_OPSET = 15
 
 
 def _predict(member: Any, features: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:

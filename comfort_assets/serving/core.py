@@ -54,7 +54,7 @@ DI_NOW = feature_names().index("di_now")
 SWITCH_INTERVAL_S = 0.0005
 #: Seconds between two looks at the champion pointer and the store.
 DEFAULT_RELOAD_SECONDS = 2.0
-#: Windows computed together at most (64 cost ~2.6 ms with a 4-member champion).
+#: Windows computed together at most (64 cost ~3.3 ms with a 4-member champion, in process).
 MAX_BATCH_SIZE = 64
 #: Batches of at most this many windows are computed in the event loop itself (with a
 #: healthy SQLite store): the two thread wake-ups of a handoff cost ~0.35 ms on a small VM,

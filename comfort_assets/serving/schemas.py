@@ -217,41 +217,66 @@ def as_openapi_30(spec: dict[str, Any]) -> dict[str, Any]:
     """The document as the OpenAPI 3.0 it says it is. Pydantic writes an optional field as
     ``anyOf: [X, {type: null}]`` (JSON Schema, valid only in 3.1) and BentoML marks each body
     schema ``root_input``, a keyword 3.0 refuses: client generators and validators reject
-    the document for either. An optional field becomes X with 3.0's ``nullable: true`` (and
-    null in its enum, if it has one); the mark becomes the extension ``x-root-input``
-    (BentoML's own client reads ``/schema.json``, not this document)."""
-
-    def convert(node: Any) -> None:
-        if isinstance(node, list):
-            for item in node:
-                convert(item)
-            return
-        if not isinstance(node, dict):
-            return
-        if "root_input" in node:
-            node["x-root-input"] = node.pop("root_input")
-        for key in ("anyOf", "oneOf"):
-            choices = node.get(key)
-            if not isinstance(choices, list) or {"type": "null"} not in choices:
+    the document for either. Only schemas are rewritten (never an example, a default or a
+    property's name): an optional field becomes X with 3.0's ``nullable: true`` (and null in
+    its enum, if it has one); the mark becomes the extension ``x-root-input`` (BentoML's own
+    client reads ``/schema.json``, not this document)."""
+    for schema in spec.get("components", {}).get("schemas", {}).values():
+        _schema_30(schema)
+    for operations in spec.get("paths", {}).values():
+        for operation in operations.values():
+            if not isinstance(operation, dict):
                 continue
-            rest = [choice for choice in choices if choice != {"type": "null"}]
-            node["nullable"] = True
-            if len(rest) > 1:
-                node[key] = rest
-                continue
-            del node[key]
-            (only,) = rest
-            if "$ref" in only:  # 3.0 ignores a $ref's siblings: wrap it
-                node["allOf"] = [only]
-            else:
-                node.update({k: v for k, v in only.items() if k not in node or k == "type"})
-            if "enum" in node and None not in node["enum"]:
-                node["enum"] = [*node["enum"], None]
-        for value in node.values():
-            convert(value)
-
-    convert(spec)
+            answers = operation.get("responses", {}).values()
+            for body in (operation.get("requestBody", {}), *answers):
+                for media in body.get("content", {}).values():
+                    _schema_30(media.get("schema"))
+            for parameter in operation.get("parameters", []):
+                _schema_30(parameter.get("schema"))
     return spec
+
+
+_NULL = {"type": "null"}
+
+
+def _schema_30(schema: Any) -> None:
+    if not isinstance(schema, dict):
+        return
+    if "root_input" in schema:
+        schema["x-root-input"] = schema.pop("root_input")
+    for key in ("anyOf", "oneOf"):
+        choices = schema.get(key)
+        if not isinstance(choices, list) or _NULL not in choices:
+            continue
+        rest = [choice for choice in choices if choice != _NULL]
+        if len(rest) > 1 or "discriminator" in schema:
+            schema[key] = [_nullable(choice) for choice in rest]
+            continue
+        del schema[key]
+        schema["nullable"] = True
+        if rest and "$ref" in rest[0]:  # 3.0 ignores a $ref's siblings: wrap it
+            schema["allOf"] = rest
+        elif rest:
+            schema.update({k: v for k, v in rest[0].items() if k not in schema or k == "type"})
+            if "enum" in schema and None not in schema["enum"]:
+                schema["enum"] = [*schema["enum"], None]
+    for key in ("items", "additionalProperties", "not"):
+        _schema_30(schema.get(key))
+    for key in ("allOf", "anyOf", "oneOf"):
+        for choice in schema.get(key, []):
+            _schema_30(choice)
+    for field in schema.get("properties", {}).values():
+        _schema_30(field)
+
+
+def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    """One branch of a choice that also admits null: 3.0 says so next to a ``type``."""
+    if "$ref" in schema:
+        return {"allOf": [schema], "nullable": True}
+    out = {**schema, "nullable": True}
+    if "enum" in out and None not in out["enum"]:
+        out["enum"] = [*out["enum"], None]
+    return out
 
 
 def _check_window(values: list[float | None], name: str) -> list[float | None]:
