@@ -242,7 +242,7 @@ def _one_line(text: str, width: int = 240) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def _failures(result: dg.ExecuteInProcessResult) -> list[str]:
+def failures(result: dg.ExecuteInProcessResult) -> list[str]:
     """``step: innermost error message`` for every failed step, or the run's own failure."""
     lines = []
     for event in result.get_step_failure_events():
@@ -328,5 +328,5 @@ def launch(
         seconds=time.perf_counter() - started,
         log_file=log_file,
         result=result,
-        failures=_failures(result),
+        failures=failures(result),
     )

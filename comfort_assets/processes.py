@@ -1,11 +1,14 @@
-"""Child servers (`bentoml serve`, `dagster dev`, Streamlit) run in their own process group."""
+"""Child servers (`bentoml serve`, `dagster dev`, Streamlit) run in their own process group;
+Ctrl-C is held back while the parent talks to them."""
 
 from __future__ import annotations
 
 import os
 import signal
 import subprocess
-from contextlib import suppress
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 
 
 def stop_process_group(process: subprocess.Popen, timeout: float = 20) -> None:
@@ -19,3 +22,23 @@ def stop_process_group(process: subprocess.Popen, timeout: float = 20) -> None:
         with suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
         process.wait()
+
+
+@contextmanager
+def interrupts_deferred() -> Iterator[None]:
+    """Ctrl-C inside the block is raised as KeyboardInterrupt when the block ends, not where
+    it lands. An interrupt inside an httpx call can leave httpcore's connection-pool lock
+    (not reentrant) held, and closing the client then waits on it forever: a replay hung
+    that way on its first Ctrl-C (docs/pitfalls.md). Outside the main thread, where Python
+    delivers no signals, the block runs as it is."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda number, _frame: caught.append(number))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if caught:  # Ctrl-C wins over an error the block raised
+            raise KeyboardInterrupt

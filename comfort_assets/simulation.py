@@ -43,7 +43,7 @@ from comfort_assets.domain.replay import (
     utc_day,
     weekly_table,
 )
-from comfort_assets.processes import stop_process_group
+from comfort_assets.processes import interrupts_deferred, stop_process_group
 
 HORIZON = 3
 SERVICE = "comfort_assets.serving.service:ComfortForecast"
@@ -236,6 +236,15 @@ def _options(argv: Sequence[str] | None) -> Options:
     )
 
 
+#: No captured step output: Dagster's local capture starts `tail` and an orphan watcher per
+#: run, and they share the terminal's Ctrl-C (each printed its own traceback).
+REPLAY_INSTANCE_SETTINGS = (
+    "compute_logs:\n"
+    "  module: dagster._core.storage.noop_compute_log_manager\n"
+    "  class: NoOpComputeLogManager\n"
+)
+
+
 def _environment(options: Options) -> Path:
     """A fresh COMFORT_HOME with its own Dagster instance, W&B off, the sensor's cooldown."""
     home = options.out / "home"
@@ -243,7 +252,9 @@ def _environment(options: Options) -> Path:
     dagster_home.mkdir(parents=True, exist_ok=True)
     from comfort_assets.cli_runs import PLANNED_EVENTS, instance_settings
 
-    (dagster_home / "dagster.yaml").write_text(instance_settings(dagster_home))
+    (dagster_home / "dagster.yaml").write_text(
+        instance_settings(dagster_home) + REPLAY_INSTANCE_SETTINGS
+    )
     os.environ.update(
         {
             **PLANNED_EVENTS,
@@ -302,7 +313,7 @@ def serve(home: Path) -> Iterator[str]:
         while True:
             if process.poll() is not None:
                 raise ReplayFailed(f"bentoml serve exited; see {home / 'bentoml.log'}")
-            with suppress(httpx.TransportError):
+            with suppress(httpx.TransportError), interrupts_deferred():
                 if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
                     break
             if time.monotonic() > deadline:
@@ -315,7 +326,8 @@ def serve(home: Path) -> Iterator[str]:
 
 
 def served_version(client: Any) -> str:
-    return client.post("/model_info", json={}).json()["version"]
+    with interrupts_deferred():
+        return client.post("/model_info", json={}).json()["version"]
 
 
 def wait_for_version(client: Any, version: str, timeout_s: float = 30.0) -> bool:
@@ -337,11 +349,12 @@ def request_day(client: Any, clean: pd.DataFrame, day: pd.Timestamp, replay: Rep
     for valid_at in pd.date_range(day, periods=24, freq="h"):
         origin = valid_at - pd.Timedelta(hours=HORIZON)
         payloads = [request_payload(clean, s, origin.to_pydatetime()) for s in stations]
-        answer = client.post("/predict", json={"requests": payloads})
-        if answer.status_code == 400:
-            answers = [client.post("/predict", json={"requests": [p]}) for p in payloads]
-        else:
-            answers = [answer]
+        with interrupts_deferred():
+            answer = client.post("/predict", json={"requests": payloads})
+            if answer.status_code == 400:
+                answers = [client.post("/predict", json={"requests": [p]}) for p in payloads]
+            else:
+                answers = [answer]
         for reply in answers:
             if reply.status_code != 200:
                 replay.rejected_requests += 1
@@ -352,6 +365,14 @@ def request_day(client: Any, clean: pd.DataFrame, day: pd.Timestamp, replay: Rep
 
 
 # --- Dagster runs -------------------------------------------------------------------------
+def failed(result: Any) -> str:
+    """Why a run failed, in one line: each failed step and its error, and the run to open in
+    the UI (the replay's Dagster instance is under its ``--out`` folder)."""
+    from comfort_assets.cli_runs import failures
+
+    return f"failed ({'; '.join(failures(result))}; run {result.run_id[:8]})"
+
+
 def training_run_config(windows: ReplayWindows) -> dict[str, Any]:
     """The replay's cheap training recipe (see `SEARCH_SPACE`), the window ending on the day."""
     return {
@@ -397,7 +418,9 @@ class Pipeline:
     ) -> Any:
         from comfort_assets.cli_runs import interrupted
 
-        quiet = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
+        # Dagster's console says nothing: a failed day is one line of ours (`failed`), and
+        # Ctrl-C inside a step would print a page of Dagster's tracebacks before "interrupted"
+        quiet = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
         result = self.dg.materialize(
             self.assets,
             selection=selection,
@@ -429,7 +452,7 @@ class Pipeline:
             },
         )
         if not result.success:
-            raise ReplayFailed(f"ingestion of {first:%Y-%m-%d}…{last:%Y-%m-%d} failed")
+            raise ReplayFailed(f"ingestion of {first:%Y-%m-%d}…{last:%Y-%m-%d} {failed(result)}")
         return result
 
     def ingest_and_monitor(self, day: pd.Timestamp) -> dict[str, bool]:
@@ -443,7 +466,7 @@ class Pipeline:
             run_config={"ops": {"production_performance": {"config": config}}},
         )
         if not result.success:
-            raise ReplayFailed(f"monitoring of {day:%Y-%m-%d} failed")
+            raise ReplayFailed(f"monitoring of {day:%Y-%m-%d} {failed(result)}")
         evaluations = (
             *ingested.get_asset_check_evaluations(),
             *result.get_asset_check_evaluations(),
@@ -471,7 +494,7 @@ class Pipeline:
         ) - self.dg.AssetSelection.assets("benchmark_report", "bento")
         result = self._materialize(selection, run_config=training_run_config(windows), tags=tags)
         if not result.success:
-            return None, False, "training run failed"
+            return None, False, f"training run {failed(result)}"
         decision = result.output_for_node("challenger_model")
         return decision.version, bool(decision.promoted), decision.reason
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -117,6 +118,15 @@ def test_an_out_folder_with_an_earlier_replay_is_refused(tmp_path, capsys):
     assert simulation.main(["--out", str(tmp_path)]) == 2
     assert "holds an earlier replay" in capsys.readouterr().err
     assert not (tmp_path / "home" / "dagster").exists()
+
+
+def test_the_replays_instance_starts_no_log_capture_processes(tmp_path, monkeypatch):
+    """Dagster's local capture starts `tail` and an orphan watcher for a run, and they take
+    the terminal's Ctrl-C with the replay (each printed a traceback); the replay keeps none."""
+    monkeypatch.setattr(os, "environ", {**os.environ})
+    simulation._environment(simulation._options(["--out", str(tmp_path / "replay")]))
+    with dg.DagsterInstance.from_config(os.environ["DAGSTER_HOME"]) as instance:
+        assert type(instance.compute_log_manager).__name__ == "NoOpComputeLogManager"
 
 
 def test_a_date_mistake_leaves_no_folder_behind(tmp_path, monkeypatch, capsys):
@@ -264,6 +274,7 @@ def test_ctrl_c_in_a_days_dagster_run_stops_the_replay_as_interrupted(
     err = capsys.readouterr().err.splitlines()
     assert err[-1] == "comfort simulate: interrupted"
     assert not any(line.startswith("[1/1]") for line in err)  # the day did not go on
+    assert not [line for line in err if "dagster - ERROR" in line or "Traceback" in line]
 
 
 def test_a_day_whose_run_fails_ends_the_replay_with_one_line_not_a_traceback(
@@ -271,7 +282,12 @@ def test_a_day_whose_run_fails_ends_the_replay_with_one_line_not_a_traceback(
 ):
     assert _replay_one_day(monkeypatch, tmp_path / "replay", _Failing(), "monitoring") == 1
     err = capsys.readouterr().err.splitlines()
-    assert err[-1] == "comfort simulate: failed: monitoring of 2013-04-01 failed"
+    assert re.fullmatch(
+        r"comfort simulate: failed: monitoring of 2013-04-01 failed "
+        r"\((\w+: OSError: No space left on device; )+run [0-9a-f]{8}\)",
+        err[-1],
+    ), err[-1]
+    assert not [line for line in err if "dagster - ERROR" in line or "Traceback" in line]
 
 
 @pytest.mark.slow

@@ -1,0 +1,70 @@
+"""Ctrl-C held back while the replay talks to its service over HTTP."""
+
+from __future__ import annotations
+
+import http.server
+import os
+import signal
+import threading
+import time
+
+import httpx
+import pytest
+
+from comfort_assets.processes import interrupts_deferred
+
+
+class _SlowAnswer(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        time.sleep(0.4)  # Ctrl-C arrives while the client waits for this answer
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def slow_server():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _SlowAnswer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def _interrupt_in(seconds: float) -> None:
+    threading.Timer(seconds, os.kill, (os.getpid(), signal.SIGINT)).start()
+
+
+def test_ctrl_c_during_a_request_is_raised_after_it_and_the_client_still_closes(slow_server):
+    before = signal.getsignal(signal.SIGINT)
+    client = httpx.Client(base_url=slow_server, timeout=5)
+    answers = []
+    with pytest.raises(KeyboardInterrupt), interrupts_deferred():
+        _interrupt_in(0.1)
+        answers.append(client.get("/").text)
+        answers.append(client.get("/").text)  # the block runs to its end
+    assert answers == ["ok", "ok"]
+    assert signal.getsignal(signal.SIGINT) is before
+    closing = threading.Thread(target=client.close, daemon=True)
+    closing.start()
+    closing.join(5)
+    assert not closing.is_alive()
+
+
+def test_ctrl_c_wins_over_an_error_in_the_block():
+    with pytest.raises(KeyboardInterrupt) as raised, interrupts_deferred():
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)
+        raise httpx.ConnectError("refused")
+    assert isinstance(raised.value.__context__, httpx.ConnectError)
+
+
+def test_a_block_without_ctrl_c_ends_as_it_would():
+    with interrupts_deferred():
+        total = sum(range(10))
+    assert total == 45
+    with pytest.raises(httpx.ConnectError), interrupts_deferred():
+        raise httpx.ConnectError("refused")
