@@ -243,22 +243,27 @@ def _one_line(text: str, width: int = 240) -> str:
 
 
 def failures(result: dg.ExecuteInProcessResult) -> list[str]:
-    """``step: innermost error message`` for every failed step, or the run's own failure."""
-    lines = []
-    for event in result.get_step_failure_events():
-        error = event.step_failure_data.error
-        while error is not None and error.cause is not None:
-            error = error.cause
-        message = error.message if error is not None else event.message or ""
-        # "dagster._core.errors.SomeError: text" reads better as "SomeError: text"
-        message = re.sub(r"^[\w.]+\.(\w+): ", r"\1: ", message.strip())
-        lines.append(f"{event.step_key}: {_one_line(message)}")
+    """``step: innermost error message`` for every failed step, or the run's own failure
+    (one that failed before any step: a resource, the executor) with its error."""
+    lines = [
+        f"{event.step_key}: {_error_line(event.step_failure_data.error, event.message)}"
+        for event in result.get_step_failure_events()
+    ]
     if not lines and not result.success:
-        failure = next(
-            (e for e in result.all_events if e.event_type_value == "PIPELINE_FAILURE"), None
-        )
-        lines.append(_one_line(failure.message if failure else "the run failed"))
+        failure = next((e for e in result.all_events if e.is_job_failure), None)
+        if failure is None:
+            lines.append("the run failed")
+        else:
+            lines.append(_error_line(failure.job_failure_data.error, failure.message))
     return lines
+
+
+def _error_line(error: Any, fallback: str | None) -> str:
+    """The innermost error's message on one line ("SomeError: text", without its module)."""
+    while error is not None and error.cause is not None:
+        error = error.cause
+    message = error.message if error is not None else fallback or ""
+    return _one_line(re.sub(r"^[\w.]+\.(\w+): ", r"\1: ", message.strip()))
 
 
 def interrupted(result: Any) -> bool:

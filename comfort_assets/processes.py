@@ -27,18 +27,28 @@ def stop_process_group(process: subprocess.Popen, timeout: float = 20) -> None:
 @contextmanager
 def interrupts_deferred() -> Iterator[None]:
     """Ctrl-C inside the block is raised as KeyboardInterrupt when the block ends, not where
-    it lands. An interrupt inside an httpx call can leave httpcore's connection-pool lock
-    (not reentrant) held, and closing the client then waits on it forever: a replay hung
-    that way on its first Ctrl-C (docs/pitfalls.md). Outside the main thread, where Python
-    delivers no signals, the block runs as it is."""
+    it lands; a second Ctrl-C is raised at once (a call that hangs must not hold the user
+    back). An interrupt inside an httpx call can leave httpcore's connection-pool lock (not
+    reentrant) held, and closing the client then waits on it forever: a replay hung that way
+    on its first Ctrl-C (docs/pitfalls.md). Outside the main thread, where Python delivers no
+    signals, the block runs as it is."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     caught: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda number, _frame: caught.append(number))
+
+    def hold(number: int, _frame: object) -> None:
+        if caught:
+            raise KeyboardInterrupt
+        caught.append(number)
+
+    previous = signal.signal(signal.SIGINT, hold)
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        # None: a handler set from C, which Python cannot put back; Python's own instead
+        signal.signal(
+            signal.SIGINT, previous if previous is not None else signal.default_int_handler
+        )
         if caught:  # Ctrl-C wins over an error the block raised
             raise KeyboardInterrupt

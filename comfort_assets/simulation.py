@@ -340,6 +340,11 @@ def wait_for_version(client: Any, version: str, timeout_s: float = 30.0) -> bool
     return False
 
 
+def _predict(client: Any, payloads: list[dict[str, Any]]) -> Any:
+    with interrupts_deferred():
+        return client.post("/predict", json={"requests": payloads})
+
+
 def request_day(client: Any, clean: pd.DataFrame, day: pd.Timestamp, replay: Replay) -> None:
     """Every station's h-hour forecast valid in each hour of ``day``, one HTTP batch per hour
     (a rejected batch is retried window by window, so one bad window loses only itself)."""
@@ -349,12 +354,10 @@ def request_day(client: Any, clean: pd.DataFrame, day: pd.Timestamp, replay: Rep
     for valid_at in pd.date_range(day, periods=24, freq="h"):
         origin = valid_at - pd.Timedelta(hours=HORIZON)
         payloads = [request_payload(clean, s, origin.to_pydatetime()) for s in stations]
-        with interrupts_deferred():
-            answer = client.post("/predict", json={"requests": payloads})
-            if answer.status_code == 400:
-                answers = [client.post("/predict", json={"requests": [p]}) for p in payloads]
-            else:
-                answers = [answer]
+        answer = _predict(client, payloads)
+        answers = (
+            [_predict(client, [p]) for p in payloads] if answer.status_code == 400 else [answer]
+        )
         for reply in answers:
             if reply.status_code != 200:
                 replay.rejected_requests += 1
@@ -710,8 +713,9 @@ def run(options: Options) -> dict[str, Any]:
                 if promoted and version and wait_for_version(client, version):
                     event.served_from = f"{day + pd.Timedelta(days=1):%Y-%m-%d}"
                 replay.events.append(event)
-                note = f" → retrain ({event.reason}): {version} " + (
-                    "promoted" if promoted else "not promoted"
+                outcome = "promoted" if promoted else "not promoted"
+                note = f" → retrain ({event.reason}): " + (
+                    f"{version} {outcome}" if version else decision
                 )
             say(
                 f"[{number}/{len(days)}] {day:%Y-%m-%d} failed checks: "

@@ -12,7 +12,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from comfort_assets import cli
+from comfort_assets import cli, cli_runs
 from comfort_assets.cli_models import format_models, list_models
 
 
@@ -356,3 +356,22 @@ def test_a_setting_the_definitions_need_is_checked_before_the_champion_moves(
     assert len(error) == 1 and "COMFORT_WEATHER_FILE" in error[0]
     pointer = json.loads((home / "store" / "models" / "champion.json").read_text())
     assert pointer["version"] == "weather-predictor-001"
+
+
+class _Unreachable(dg.ConfigurableResource):
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        raise ConnectionError("database at 10.0.0.9:5432 refused the connection")
+
+
+@dg.asset
+def _needs_database(database: _Unreachable) -> int:
+    return 1
+
+
+def test_a_run_that_fails_before_any_step_names_its_error():
+    """A resource that cannot start fails the run before any step: its error is the line."""
+    result = dg.materialize(
+        [_needs_database], resources={"database": _Unreachable()}, raise_on_error=False
+    )
+    (line,) = cli_runs.failures(result)
+    assert "ConnectionError: database at 10.0.0.9:5432 refused the connection" in line

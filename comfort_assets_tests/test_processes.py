@@ -15,8 +15,15 @@ from comfort_assets.processes import interrupts_deferred
 
 
 class _SlowAnswer(http.server.BaseHTTPRequestHandler):
+    """Ctrl-C arrives while the client waits for the first answer (the server sends it)."""
+
+    interrupted = False
+
     def do_GET(self) -> None:
-        time.sleep(0.4)  # Ctrl-C arrives while the client waits for this answer
+        if not _SlowAnswer.interrupted:
+            _SlowAnswer.interrupted = True
+            os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.2)
         self.send_response(200)
         self.send_header("Content-Length", "2")
         self.end_headers()
@@ -28,14 +35,11 @@ class _SlowAnswer(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def slow_server():
+    _SlowAnswer.interrupted = False
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _SlowAnswer)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
-
-
-def _interrupt_in(seconds: float) -> None:
-    threading.Timer(seconds, os.kill, (os.getpid(), signal.SIGINT)).start()
 
 
 def test_ctrl_c_during_a_request_is_raised_after_it_and_the_client_still_closes(slow_server):
@@ -43,10 +47,9 @@ def test_ctrl_c_during_a_request_is_raised_after_it_and_the_client_still_closes(
     client = httpx.Client(base_url=slow_server, timeout=5)
     answers = []
     with pytest.raises(KeyboardInterrupt), interrupts_deferred():
-        _interrupt_in(0.1)
         answers.append(client.get("/").text)
         answers.append(client.get("/").text)  # the block runs to its end
-    assert answers == ["ok", "ok"]
+    assert _SlowAnswer.interrupted and answers == ["ok", "ok"]
     assert signal.getsignal(signal.SIGINT) is before
     closing = threading.Thread(target=client.close, daemon=True)
     closing.start()
@@ -54,10 +57,20 @@ def test_ctrl_c_during_a_request_is_raised_after_it_and_the_client_still_closes(
     assert not closing.is_alive()
 
 
+def test_a_second_ctrl_c_is_raised_at_once():
+    reached = []
+    with pytest.raises(KeyboardInterrupt), interrupts_deferred():
+        os.kill(os.getpid(), signal.SIGINT)
+        reached.append("after the first")
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(1)
+        reached.append("after the second")
+    assert reached == ["after the first"]
+
+
 def test_ctrl_c_wins_over_an_error_in_the_block():
     with pytest.raises(KeyboardInterrupt) as raised, interrupts_deferred():
         os.kill(os.getpid(), signal.SIGINT)
-        time.sleep(0.05)
         raise httpx.ConnectError("refused")
     assert isinstance(raised.value.__context__, httpx.ConnectError)
 
