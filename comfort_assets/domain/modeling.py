@@ -229,6 +229,8 @@ def fuse_boosters(boosters: Sequence[xgb.Booster]) -> xgb.Booster:
 
 #: The ONNX operator set the trees are written in (onnxmltools' XGBoost converter's newest).
 ONNX_OPSET = 15
+#: The name the converted trees give their input, the feature matrix.
+ONNX_INPUT = "features"
 #: Objectives whose forecast is the sum of the leaves plus the base score, as the converted
 #: trees compute it (a logistic or count objective would need its link function too).
 IDENTITY_OBJECTIVES = frozenset({"reg:squarederror", "reg:absoluteerror", "reg:pseudohubererror"})
@@ -243,7 +245,6 @@ class OnnxTrees:
     the same float32 ``value < threshold`` splits, missing values to the default child."""
 
     session: Any  # onnxruntime.InferenceSession: imported only where a model is served
-    input_name: str
 
     @classmethod
     def from_booster(cls, booster: xgb.Booster) -> OnnxTrees:
@@ -257,7 +258,7 @@ class OnnxTrees:
 
         features = FloatTensorType([None, booster.num_features()])
         document = onnxmltools.convert_xgboost(
-            booster, initial_types=[("features", features)], target_opset=ONNX_OPSET
+            booster, initial_types=[(ONNX_INPUT, features)], target_opset=ONNX_OPSET
         )
         options = ort.SessionOptions()
         # one core for the trees: the event loop and the load need the other one
@@ -266,11 +267,11 @@ class OnnxTrees:
         session = ort.InferenceSession(
             document.SerializeToString(), options, providers=["CPUExecutionProvider"]
         )
-        return cls(session, session.get_inputs()[0].name)
+        return cls(session)
 
     def predict(self, features: npt.NDArray[np.float64]) -> npt.NDArray[np.float32]:
         x = np.ascontiguousarray(features, dtype=np.float32)
-        return self.session.run(None, {self.input_name: x})[0].ravel()
+        return self.session.run(None, {ONNX_INPUT: x})[0].ravel()
 
 
 def _predict(member: Any, features: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:

@@ -253,13 +253,11 @@ def _schema_30(schema: Any) -> None:
             schema[key] = [_nullable(choice) for choice in rest]
             continue
         del schema[key]
-        schema["nullable"] = True
         if rest and "$ref" in rest[0]:  # 3.0 ignores a $ref's siblings: wrap it
             schema["allOf"] = rest
         elif rest:
             schema.update({k: v for k, v in rest[0].items() if k not in schema or k == "type"})
-            if "enum" in schema and None not in schema["enum"]:
-                schema["enum"] = [*schema["enum"], None]
+        _admit_null(schema)
     for key in ("items", "additionalProperties", "not"):
         _schema_30(schema.get(key))
     for key in ("allOf", "anyOf", "oneOf"):
@@ -269,14 +267,18 @@ def _schema_30(schema: Any) -> None:
         _schema_30(field)
 
 
-def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
+def _nullable(branch: dict[str, Any]) -> dict[str, Any]:
     """One branch of a choice that also admits null: 3.0 says so next to a ``type``."""
-    if "$ref" in schema:
-        return {"allOf": [schema], "nullable": True}
-    out = {**schema, "nullable": True}
-    if "enum" in out and None not in out["enum"]:
-        out["enum"] = [*out["enum"], None]
+    out = {"allOf": [branch]} if "$ref" in branch else dict(branch)
+    _admit_null(out)
     return out
+
+
+def _admit_null(schema: dict[str, Any]) -> None:
+    """3.0's way to admit null: ``nullable``, and null among the values of an enum."""
+    schema["nullable"] = True
+    if "enum" in schema and None not in schema["enum"]:
+        schema["enum"] = [*schema["enum"], None]
 
 
 def _check_window(values: list[float | None], name: str) -> list[float | None]:
