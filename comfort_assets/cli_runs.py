@@ -29,6 +29,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from comfort_assets.cli_models import comfort_home
+from comfort_assets.processes import interrupts_kept_from_children
 from comfort_assets.resources.progress import ProgressReporter, ProgressTask
 
 #: the live display of the run in progress (one at a time: the CLI runs one job at a time)
@@ -313,6 +314,7 @@ def launch(
             logger = _console_logger(log_file, display, terminal_err)
             dagster_instance = stack.enter_context(instance())
             _display = stack.enter_context(display)
+            stack.enter_context(interrupts_kept_from_children())
             result = job.with_logger_defs({"console": logger}).execute_in_process(
                 run_config=config,
                 instance=dagster_instance,

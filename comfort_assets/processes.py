@@ -52,3 +52,29 @@ def interrupts_deferred() -> Iterator[None]:
         )
         if caught:  # Ctrl-C wins over an error the block raised
             raise KeyboardInterrupt
+
+
+@contextmanager
+def interrupts_kept_from_children() -> Iterator[None]:
+    """Ctrl-C inside the block interrupts this process only, not the helpers it starts.
+
+    The terminal sends Ctrl-C to its whole foreground process group: during a run, that
+    included the `tail` and `watch_orphans.py` pair Dagster starts to mirror each step's
+    output, which printed their own KeyboardInterrupt tracebacks over the CLI's one line
+    (Dagster stops them itself, with SIGTERM). A child inherits its parent's blocked signals,
+    so SIGINT is blocked in this thread, which starts them, and received by a thread that
+    only waits for it; Python still raises KeyboardInterrupt in the main thread, as soon as
+    it runs Python code again. Outside the main thread the block runs as it is."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    done = threading.Event()
+    receiver = threading.Thread(target=done.wait, name="sigint-receiver", daemon=True)
+    receiver.start()  # a thread inherits its creator's mask: start it before blocking
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        done.set()
+        receiver.join()

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -375,3 +377,28 @@ def test_a_run_that_fails_before_any_step_names_its_error():
     )
     (line,) = cli_runs.failures(result)
     assert "ConnectionError: database at 10.0.0.9:5432 refused the connection" in line
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_a_run_is_one_line_and_exit_130(tmp_path):
+    """Ctrl-C reaches the whole process group, Dagster's output mirrors too: the user sees
+    the steps so far and one line, no helper's traceback."""
+    run = subprocess.Popen(
+        [sys.executable, "-m", "comfort_assets.cli", "run"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "COMFORT_HOME": str(tmp_path)},
+        start_new_session=True,
+    )
+    shown = []
+    for line in run.stdout:  # the first step done: helpers are running for the second
+        shown.append(line)
+        if "raw_weather" in line:
+            break
+    os.killpg(run.pid, signal.SIGINT)
+    rest, errors = run.communicate(timeout=60)
+    assert run.returncode == 130
+    assert "✓ raw_weather" in "".join(shown)
+    assert errors == "comfort: interrupted\n"
+    assert "Traceback" not in rest

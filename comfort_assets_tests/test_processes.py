@@ -5,13 +5,15 @@ from __future__ import annotations
 import http.server
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 
 import httpx
 import pytest
 
-from comfort_assets.processes import interrupts_deferred
+from comfort_assets.processes import interrupts_deferred, interrupts_kept_from_children
 
 
 class _SlowAnswer(http.server.BaseHTTPRequestHandler):
@@ -81,3 +83,45 @@ def test_a_block_without_ctrl_c_ends_as_it_would():
     assert total == 45
     with pytest.raises(httpx.ConnectError), interrupts_deferred():
         raise httpx.ConnectError("refused")
+
+
+INTERRUPTED_PARENT = """
+import os, signal, subprocess, sys, time
+from comfort_assets.processes import interrupts_kept_from_children
+CHILD = "import time; time.sleep(1); print('child done')"
+child = None
+try:
+    with interrupts_kept_from_children():
+        child = subprocess.Popen([sys.executable, "-c", CHILD])
+        time.sleep(0.5)
+        os.killpg(0, signal.SIGINT)  # what the terminal does on Ctrl-C: the whole group
+        for _ in range(100):  # Python code between short waits, as a run's steps
+            time.sleep(0.1)
+    print("not interrupted")
+except KeyboardInterrupt:
+    print("parent interrupted", flush=True)
+    child.wait()
+"""
+
+
+def test_ctrl_c_interrupts_the_run_but_not_the_helpers_it_started():
+    """The parent hears Ctrl-C at once; a child started inside the block does not (it
+    finishes and prints nothing of an interrupt); the mask is the parent's own again."""
+    started = time.monotonic()
+    completed = subprocess.run(
+        [sys.executable, "-c", INTERRUPTED_PARENT],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        start_new_session=True,  # its own process group, for the killpg
+    )
+    assert completed.stdout.splitlines() == ["parent interrupted", "child done"]
+    assert completed.stderr == ""
+    assert time.monotonic() - started < 8
+
+
+def test_outside_the_block_the_mask_is_as_before():
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, set())
+    with interrupts_kept_from_children():
+        assert signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, set())
+    assert signal.pthread_sigmask(signal.SIG_BLOCK, set()) == before
