@@ -87,9 +87,12 @@ def test_feedback_is_idempotent_and_unknown_ids_are_none(store):
     store.insert([r])
     first = store.record_feedback(r["id"], actual_di=73.0)
     second = store.record_feedback(r["id"], actual_di=73.0)
-    assert first["actual_di"] == second["actual_di"] == 73.0
+    assert second == first  # feedback_at too: a retried call changes nothing
     rated = store.record_feedback(r["id"], rating=2)
     assert rated["actual_di"] == 73.0 and rated["rating"] == 2
+    assert rated["feedback_at"] > first["feedback_at"]
+    corrected = store.record_feedback(r["id"], actual_di=72.5, rating=2)
+    assert corrected["actual_di"] == 72.5 and corrected["feedback_at"] > rated["feedback_at"]
     assert store.record_feedback("missing", actual_di=70.0) is None
     with pytest.raises(ValueError, match="actual_di and/or rating"):
         store.record_feedback(r["id"])

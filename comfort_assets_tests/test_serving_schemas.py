@@ -144,5 +144,35 @@ def test_the_services_document_passes_an_openapi_30_validator():
     raw = json.loads(json.dumps(ComfortForecast.openapi_spec.asdict(), default=str))
     text = json.dumps(raw)  # what BentoML hands over: 3.1's null type, its own keyword
     assert '{"type": "null"}' in text and '"root_input": true' in text
-    served = schemas.as_openapi_30(schemas.document_errors(raw))
+    served = schemas.served_document(raw)
     assert [error.message for error in OpenAPIV30SpecValidator(served).iter_errors()] == []
+
+
+def test_the_document_admits_the_nulls_the_service_answers_and_takes():
+    """BentoML's copy of a body schema under its path drops every optional field's null;
+    the served document must accept the answers the service really gives."""
+    from openapi_schema_validator import OAS30Validator
+
+    from comfort_assets.serving.service import ComfortForecast
+
+    raw = json.loads(json.dumps(ComfortForecast.openapi_spec.asdict(), default=str))
+    served = schemas.served_document(raw)
+
+    def schema(path: str, part: str) -> dict:
+        operation = served["paths"][path]["post"]
+        body = operation["requestBody"] if part == "request" else operation["responses"][part]
+        # a document of its own, so that its references resolve
+        return {**body["content"]["application/json"]["schema"], "components": served["components"]}
+
+    ack = {
+        "prediction_id": "0" * 32,
+        "actual_di": 70.5,
+        "rating": None,
+        "feedback_at": "2026-12-07T20:00:00Z",
+    }
+    assert OAS30Validator(schema("/feedback", "200")).is_valid(ack)
+    assert OAS30Validator(schema("/feedback", "request")).is_valid(
+        {"prediction_id": "0" * 32, "actual_di": None, "rating": 3}
+    )
+    assert OAS30Validator(schema("/forecast", "request")).is_valid({"station": "JFK", "time": None})
+    assert not OAS30Validator(schema("/feedback", "200")).is_valid({**ack, "rating": "3"})

@@ -357,23 +357,25 @@ class PredictionStore(dg.ConfigurableResource):
         self, prediction_id: str, actual_di: float | None = None, rating: int | None = None
     ) -> dict[str, Any] | None:
         """Set the actual DI and/or the rating; None for an unknown id. Idempotent: the same
-        feedback twice leaves the same row (a later value replaces an earlier one)."""
+        feedback twice leaves the same row, `feedback_at` included (a retried call changes
+        nothing); a different value replaces the earlier one and moves `feedback_at`."""
         if actual_di is None and rating is None:
             raise ValueError("feedback needs actual_di and/or rating")
-        values: dict[str, Any] = {"feedback_at": datetime.now(UTC)}
+        values: dict[str, Any] = {}
         if actual_di is not None:
             values["actual_di"] = float(actual_di)
         if rating is not None:
             values["rating"] = int(rating)
         table = self.schema
+        changes = sa.or_(*(table.c[name].is_distinct_from(value) for name, value in values.items()))
         with self.engine.begin() as connection:
-            updated = connection.execute(
-                table.update().where(table.c.id == prediction_id).values(**values)
+            connection.execute(
+                table.update()
+                .where(table.c.id == prediction_id, changes)
+                .values(**values, feedback_at=datetime.now(UTC))
             )
-            if updated.rowcount == 0:
-                return None
-            row = connection.execute(sa.select(table).where(table.c.id == prediction_id)).one()
-        return _in_utc(row._mapping)
+            row = connection.execute(sa.select(table).where(table.c.id == prediction_id)).first()
+        return None if row is None else _in_utc(row._mapping)
 
     def get(self, prediction_id: str) -> dict[str, Any] | None:
         table = self.schema

@@ -173,11 +173,7 @@ class Guard:
     async def _openapi(self, scope: Scope, receive: Receive, send: Send) -> None:
         """BentoML's document, with the loaded champion's stations and horizon in it, the
         error answers as they are given, and valid OpenAPI 3.0."""
-        from comfort_assets.serving.schemas import (
-            as_openapi_30,
-            document_contract,
-            document_errors,
-        )
+        from comfort_assets.serving.schemas import served_document
 
         status, chunks = 500, []
 
@@ -191,8 +187,7 @@ class Guard:
         await self.app(scope, receive, keep)
         body = b"".join(chunks)
         if status == 200:
-            spec = document_errors(document_contract(json.loads(body)))
-            body = json.dumps(as_openapi_30(spec)).encode()
+            body = json.dumps(served_document(json.loads(body))).encode()
             await _answer(send, 200, body, "application/json")
         else:
             await _answer(send, status, body, "application/json")

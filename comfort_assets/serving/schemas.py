@@ -135,9 +135,37 @@ def document_contract(spec: dict[str, Any]) -> dict[str, Any]:
         "description": f"{_contract.horizon_h} (the champion's horizon) if given",
     }
     forecast = spec.get("paths", {}).get("/forecast", {}).get("post")
-    if forecast is not None:  # BentoML writes an API's body schema into its path
+    if forecast is not None:
         body = forecast["requestBody"]["content"]["application/json"]["schema"]
+        if "$ref" in body:
+            body = spec["components"]["schemas"][body["$ref"].rsplit("/", 1)[1]]
         body["properties"]["station"]["enum"] = sorted(_contract.stations)
+    return spec
+
+
+def served_document(spec: dict[str, Any]) -> dict[str, Any]:
+    """BentoML's OpenAPI document as the service serves it at ``/docs.json``."""
+    return as_openapi_30(document_errors(document_contract(bodies_by_reference(spec))))
+
+
+def bodies_by_reference(spec: dict[str, Any]) -> dict[str, Any]:
+    """Each API's body and answer schema as a reference to its copy in the components.
+    BentoML writes those schemas twice, and the copy under the path drops the null of every
+    optional field (``actual_di``, ``rating``, ``time``, ``family``, …): a client generated
+    from it refused a feedback answer with ``"rating": null``."""
+    components = spec.get("components", {}).get("schemas", {})
+    for operations in spec.get("paths", {}).values():
+        for operation in operations.values():
+            if not isinstance(operation, dict):
+                continue
+            for body in (
+                operation.get("requestBody", {}),
+                *operation.get("responses", {}).values(),
+            ):
+                for media in body.get("content", {}).values():
+                    title = media.get("schema", {}).get("title")
+                    if title in components:
+                        media["schema"] = {"$ref": f"#/components/schemas/{title}"}
     return spec
 
 
