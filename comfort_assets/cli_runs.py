@@ -67,8 +67,8 @@ class RunDisplay:
         started, task = self.running.pop(step, (at, None))
         if task is not None:
             self.progress.remove_task(task)
-        mark = {"ok": "[green]✓[/]", "failed": "[red]✗[/]", "skipped": "[yellow]-[/]"}[status]
-        took = "skipped" if status == "skipped" else f"{at - started:6.1f} s"
+        mark = {"ok": "[green]✓[/]", "failed": "[red]✗[/]"}.get(status, "[yellow]-[/]")
+        took = status if status in ("skipped", "no output") else f"{at - started:6.1f} s"
         self.console.print(f"  {mark} {step:24} {took:>8}", highlight=False)
 
 
@@ -109,6 +109,9 @@ class _StepLines(logging.Handler):
     def __init__(self, display: RunDisplay) -> None:
         super().__init__(logging.DEBUG)
         self.display = display
+        #: Steps that yielded an output: one that succeeds without (an optional output it
+        #: had no reason to yield, as `champion_model` for a losing challenger) says so.
+        self.yielded: set[str] = set()
 
     def emit(self, record: logging.LogRecord) -> None:
         event = getattr(record, "dagster_event", None)
@@ -117,8 +120,11 @@ class _StepLines(logging.Handler):
         kind = event.event_type_value
         if kind == "STEP_START":
             self.display.step_started(event.step_key, record.created)
+        elif kind == "STEP_OUTPUT":
+            self.yielded.add(event.step_key)
         elif kind == "STEP_SUCCESS":
-            self.display.step_finished(event.step_key, record.created, "ok")
+            status = "ok" if event.step_key in self.yielded else "no output"
+            self.display.step_finished(event.step_key, record.created, status)
         elif kind == "STEP_FAILURE":
             self.display.step_finished(event.step_key, record.created, "failed")
         elif kind == "STEP_SKIPPED":

@@ -402,3 +402,35 @@ def test_ctrl_c_during_a_run_is_one_line_and_exit_130(tmp_path):
     assert "✓ raw_weather" in "".join(shown)
     assert errors == "comfort: interrupted\n"
     assert "Traceback" not in rest
+
+
+def test_a_step_that_yields_nothing_is_not_shown_as_done(tmp_path, monkeypatch, capsys):
+    """`champion_model` for a losing challenger succeeds without an output: its line says
+    so, and the step after it is shown skipped."""
+    from comfort_assets.cli_runs import launch
+
+    monkeypatch.setenv("COMFORT_HOME", str(tmp_path))
+
+    @dg.asset
+    def challenger() -> int:
+        return 1
+
+    @dg.asset(output_required=False)
+    def champion(challenger: int):
+        if challenger > 1:  # a losing challenger: nothing to move
+            yield dg.Output(challenger)
+
+    @dg.asset
+    def rebuilt(champion: int) -> int:
+        return champion
+
+    defs = dg.Definitions(
+        assets=[challenger, champion, rebuilt],
+        jobs=[dg.define_asset_job("promotion_job")],
+    )
+    outcome = launch(defs, "promotion_job", {"comfort/command": "test"})
+    assert outcome.success
+    lines = capsys.readouterr().out.splitlines()
+    assert any(line.split()[:2] == ["✓", "challenger"] for line in lines)
+    assert any(line.split() == ["-", "champion", "no", "output"] for line in lines)
+    assert any(line.split() == ["-", "rebuilt", "skipped"] for line in lines)
