@@ -16,6 +16,10 @@ found, without touching its internals:
   instead of holding the port.
 - `read_before_closing`: the drain also answers a request sent on a connection accepted
   just before SIGTERM (uvicorn dropped it unread).
+- `bound_connections`: a request head must arrive within `HEAD_TIMEOUT_S` and
+  `MAX_HEAD_BYTES` (else 408 or 431), and a worker keeps at most `MAX_CONNECTIONS` open
+  (else 503): uvicorn waited forever for an unfinished head and read heads of any size, so
+  one client holding 30,000 half-sent requests took every file the worker could open.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import asyncio
 import json
 import logging
 import os
+import resource
 import signal
 import threading
 import time
@@ -330,3 +335,84 @@ def read_before_closing() -> None:
 def _close_unless_closed(connection: Any, close_now: Any) -> None:
     if not connection.transport.is_closing():
         close_now(connection)
+
+
+#: How long a connection may take to deliver a request's head (from its first byte, or from
+#: the connection when nothing came yet): a slow or idle half-request is answered 408.
+HEAD_TIMEOUT_S = 10.0
+#: The most a request head may take (bytes read while it is unfinished, so a body in the same
+#: read counts too: a read is at most 256 KiB); beyond it, 431.
+MAX_HEAD_BYTES = 1 << 20
+#: Open connections per worker beyond which a new one is answered 503 and closed, well below
+#: the file limit, so the worker can still open its champion and its store.
+MAX_CONNECTIONS = max(64, min(10_000, resource.getrlimit(resource.RLIMIT_NOFILE)[0] // 2))
+
+
+def bound_connections() -> None:
+    """Give uvicorn's HTTP protocols the head timeout, head size and connection limits above
+    (uvicorn has none of the first two, and BentoML does not pass the third)."""
+    import importlib
+
+    for module, name in _HTTP_PROTOCOLS:
+        try:
+            protocol = getattr(importlib.import_module(module), name)
+        except ImportError:
+            continue
+        if getattr(protocol.data_received, "bounded", False):
+            continue
+        made, received = protocol.connection_made, protocol.data_received
+
+        def connection_made(self: Any, transport: Any, made: Any = made) -> None:
+            made(self, transport)
+            self.head_bytes, self.head_timer = 0, None
+            if len(self.connections) > MAX_CONNECTIONS:
+                _refuse(self, 503, f"over {MAX_CONNECTIONS} open connections: try again")
+                return
+            self.head_timer = self.loop.call_later(HEAD_TIMEOUT_S, _head_timed_out, self)
+
+        def data_received(self: Any, data: bytes, received: Any = received) -> None:
+            if not _serving(self):  # these bytes begin or continue a request's head
+                self.head_bytes += len(data)
+                if self.head_bytes > MAX_HEAD_BYTES:
+                    _refuse(self, 431, f"request head over {MAX_HEAD_BYTES} bytes")
+                    return
+            received(self, data)
+            if _serving(self):
+                self.head_bytes = 0
+                if self.head_timer is not None:
+                    self.head_timer.cancel()
+                    self.head_timer = None
+            elif self.head_timer is None and not self.transport.is_closing():
+                self.head_timer = self.loop.call_later(HEAD_TIMEOUT_S, _head_timed_out, self)
+
+        data_received.bounded = True  # type: ignore[attr-defined]
+        # for a connection accepted before the patch (the service starts while serving)
+        protocol.head_bytes, protocol.head_timer = 0, None
+        protocol.connection_made = connection_made
+        protocol.data_received = data_received
+
+
+def _serving(connection: Any) -> bool:
+    """A request's head has been read and its answer is not finished."""
+    cycle = connection.cycle
+    return cycle is not None and not cycle.response_complete
+
+
+def _head_timed_out(connection: Any) -> None:
+    connection.head_timer = None
+    if not _serving(connection) and not connection.transport.is_closing():
+        _refuse(connection, 408, f"no complete request head within {HEAD_TIMEOUT_S:g} s")
+
+
+def _refuse(connection: Any, status: int, why: str) -> None:
+    """Answer ``status`` with ``{"error": why}`` and close, outside any request cycle."""
+    from http import HTTPStatus
+
+    log.info("refused a connection: %d %s", status, why)
+    body = json.dumps({"error": why}).encode()
+    connection.transport.write(
+        b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
+        b"connection: close\r\n\r\n%s"
+        % (status, HTTPStatus(status).phrase.encode(), len(body), body)
+    )
+    connection.transport.close()

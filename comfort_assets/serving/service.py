@@ -56,6 +56,7 @@ from comfort_assets.serving.guard import (
     REQUEST_TIMEOUT_S,
     Guard,
     Readiness,
+    bound_connections,
     die_with_parent,
     quiet_client_errors,
     read_before_closing,
@@ -105,6 +106,7 @@ class ComfortForecast:
     def __init__(self) -> None:
         die_with_parent()
         read_before_closing()
+        bound_connections()
         self.forecaster = Forecaster.from_environment()
         self.batcher = NaturalBatcher(self.forecaster)
         # the same object store as the registry: COMFORT_HOME / COMFORT_ENV pick both
