@@ -471,6 +471,48 @@ def test_unknown_paths_do_not_grow_the_metrics(client):
     assert "random-" not in after and 'route="other",status="404"' in after
 
 
+@pytest.mark.parametrize("name", ["content-type", "content-encoding"])
+def test_a_header_the_guard_checks_given_twice_is_a_415(client, body, name):
+    """The guard read the last copy and BentoML the first: a plain body labelled gzip, then
+    identity, was accepted."""
+    second = "application/json" if name == "content-type" else "identity"
+    headers = [("content-type", "application/json"), (name, "gzip"), (name, second)]
+    if name == "content-type":
+        headers = headers[1:]
+    response = client.post("/predict", content=json.dumps({"requests": [body]}), headers=headers)
+    assert response.status_code == 415 and "more than once" in response.json()["error"]
+
+
+def test_unknown_paths_and_methods_are_json_errors(client):
+    for method, path, status in [
+        ("GET", "/no-such-path", 404),
+        ("GET", "/predict", 405),
+        ("POST", "/readyz", 405),
+        ("DELETE", "/metrics", 405),
+    ]:
+        response = client.request(method, path)
+        assert response.status_code == status, (method, path)
+        assert response.headers["content-type"] == "application/json"
+        assert response.json()["error"], (method, path)
+
+
+def test_rejections_the_guard_makes_are_logged_too(client, body, serving_home):
+    too_large = client.post(
+        "/predict",
+        content=b" " * (MAX_BODY_BYTES + 1),
+        headers={"content-type": "application/json"},
+    )
+    assert too_large.status_code == 413
+    text = client.post("/feedback", content=b"{}", headers={"content-type": "text/plain"})
+    assert text.status_code == 415
+    unknown = client.post("/feedback", json={"prediction_id": "f" * 32, "rating": 3})
+    assert unknown.status_code == 404
+    time.sleep(0.3)
+    log = "".join(p.read_text() for p in serving_home.glob("bentoml-*.log"))
+    for line in ("rejected /predict: 413", "rejected /feedback: 415", "rejected /feedback: 404"):
+        assert any(line in logged and "[INFO]" in logged for logged in log.splitlines()), line
+
+
 def test_client_errors_are_one_info_line_without_the_input(client, body, serving_home):
     request = copy.deepcopy(body)
     request["station"] = "Q" * 20  # an unknown station, short enough to reach the check

@@ -34,6 +34,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -74,10 +75,14 @@ async def _answer(send: Send, status: int, payload: dict[str, Any] | bytes, kind
     await send({"type": "http.response.body", "body": body})
 
 
-def _unsupported_body(headers: dict[bytes, bytes]) -> str | None:
+def _unsupported_body(raw: list[tuple[bytes, bytes]], headers: dict[bytes, bytes]) -> str | None:
     """Why a body cannot be read as the JSON the APIs take, or None: another media type, a
-    charset other than UTF-8 (it would be read as UTF-8 anyway), or a Content-Encoding (a
-    gzip body was refused as bad JSON, a plain one labelled gzip was accepted)."""
+    charset other than UTF-8 (it would be read as UTF-8 anyway), a Content-Encoding (a
+    gzip body was refused as bad JSON, a plain one labelled gzip was accepted), or either
+    header twice (this guard read the last copy, BentoML the first)."""
+    for name in (b"content-type", b"content-encoding"):
+        if sum(1 for key, _ in raw if key == name) > 1:
+            return f"{name.decode().title()} given more than once"
     kind = headers.get(b"content-type", b"application/json").decode("latin-1")
     media, *parameters = (part.strip().lower() for part in kind.split(";"))
     if media != "application/json":
@@ -90,6 +95,43 @@ def _unsupported_body(headers: dict[bytes, bytes]) -> str | None:
     if encoding not in ("identity", ""):
         return f"Content-Encoding is not supported, got {encoding[:20]!r}: send plain JSON"
     return None
+
+
+def _errors_as_json(send: Send) -> Send:
+    """BentoML answers an unknown path or method in plain text ("Not Found"); every error
+    the service gives is ``{"error": why}``, as its document says."""
+    replaced = False
+
+    async def send_json(message: Message) -> None:
+        nonlocal replaced
+        if message["type"] == "http.response.start" and message["status"] in (404, 405):
+            headers = message.get("headers", [])
+            if not any(k.lower() == b"content-type" and b"json" in v for k, v in headers):
+                replaced = True
+                status = message["status"]
+                kept = [(k, v) for k, v in headers if k.lower() not in _BODY_HEADERS]
+                body = json.dumps({"error": HTTPStatus(status).phrase}).encode()
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": status,
+                        "headers": [
+                            *kept,
+                            (b"content-type", b"application/json"),
+                            (b"content-length", b"%d" % len(body)),
+                        ],
+                    }
+                )
+                await send({"type": "http.response.body", "body": body})
+                return
+        if replaced:  # the plain-text body it replaced
+            return
+        await send(message)
+
+    return send_json
+
+
+_BODY_HEADERS = frozenset({b"content-type", b"content-length"})
 
 
 class _Metrics:
@@ -156,7 +198,7 @@ class Guard:
 
     async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
         path, method = scope["path"], scope["method"]
-        if path == "/readyz":
+        if path == "/readyz" and method in ("GET", "HEAD"):
             problems = self.readiness.problems()
             if problems:
                 await _answer(send, 503, {"ready": False, "problems": problems}, "application/json")
@@ -172,8 +214,10 @@ class Guard:
             await self._api(scope, receive, send)
         elif path == "/docs.json" and method == "GET":
             await self._openapi(scope, receive, send)
+        elif path in ("/readyz", "/metrics"):  # served here, for GET only
+            await _answer(send, 405, {"error": f"{path} answers GET only"}, "application/json")
         else:
-            await self.app(scope, receive, send)
+            await self.app(scope, receive, _errors_as_json(send))
 
     async def _openapi(self, scope: Scope, receive: Receive, send: Send) -> None:
         """BentoML's document, with the loaded champion's stations and horizon in it, the
@@ -199,14 +243,15 @@ class Guard:
 
     async def _api(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = dict(scope["headers"])
-        problem = _unsupported_body(headers)
+        problem = _unsupported_body(scope["headers"], headers)
         if problem is not None:
+            log.info("rejected %s: 415 %s", scope["path"], problem)
             await _answer(send, 415, {"error": problem}, "application/json")
             return
         declared = headers.get(b"content-length")
         if declared is not None:
             if not declared.isdigit() or int(declared) > self.max_body:
-                await self._too_large(send, declared.decode("latin-1")[:20])
+                await self._too_large(scope, send, declared.decode("latin-1")[:20])
                 return
             await self.app(scope, receive, send)
             return
@@ -220,7 +265,7 @@ class Guard:
             size += len(chunks[-1])
             more = message.get("more_body", False)
             if size > self.max_body:
-                await self._too_large(send, f"over {self.max_body}")
+                await self._too_large(scope, send, None)
                 return
         replayed = False
 
@@ -233,13 +278,12 @@ class Guard:
 
         await self.app(scope, replay, send)
 
-    async def _too_large(self, send: Send, size: str) -> None:
-        await _answer(
-            send,
-            413,
-            {"error": f"body: {size} bytes is over the limit of {self.max_body} bytes"},
-            "application/json",
-        )
+    async def _too_large(self, scope: Scope, send: Send, declared: str | None) -> None:
+        """413; ``declared``: the Content-Length (None for a chunked body)."""
+        size = "" if declared is None else f"{declared} bytes, "
+        why = f"body: {size}over the limit of {self.max_body} bytes"
+        log.info("rejected %s: 413 %s", scope["path"], why)
+        await _answer(send, 413, {"error": why}, "application/json")
 
 
 def _summary(error: BaseException) -> str | None:
@@ -275,7 +319,10 @@ class ClientErrorsAsInfo(logging.Filter):
 
 
 def quiet_client_errors() -> None:
-    """Install `ClientErrorsAsInfo` on the logger BentoML reports request errors with."""
+    """Install `ClientErrorsAsInfo` on the logger BentoML reports request errors with, and
+    let the service's own INFO lines (the rejections this guard answers) through: BentoML
+    sets only its own loggers to INFO."""
+    logging.getLogger("comfort_assets").setLevel(logging.INFO)
     logger = logging.getLogger("bentoml._internal.server.http_app")
     if not any(isinstance(f, ClientErrorsAsInfo) for f in logger.filters):
         logger.addFilter(ClientErrorsAsInfo())
@@ -365,7 +412,7 @@ def bound_connections() -> None:
         def connection_made(self: Any, transport: Any, made: Any = made) -> None:
             made(self, transport)
             self.head_bytes, self.head_timer = 0, None
-            if len(self.connections) > MAX_CONNECTIONS:
+            if _over_capacity(len(self.connections)):
                 _refuse(self, 503, f"over {MAX_CONNECTIONS} open connections: try again")
                 return
             self.head_timer = self.loop.call_later(HEAD_TIMEOUT_S, _head_timed_out, self)
@@ -392,6 +439,22 @@ def bound_connections() -> None:
         protocol.data_received = data_received
 
 
+_at_capacity = False
+
+
+def _over_capacity(connections: int) -> bool:
+    """Too many connections for one more? Logged when that changes, not per connection."""
+    global _at_capacity
+    over = connections > MAX_CONNECTIONS
+    if over != _at_capacity:
+        log.warning(
+            "over %d open connections: refusing new ones" if over else "below %d connections again",
+            MAX_CONNECTIONS,
+        )
+        _at_capacity = over
+    return over
+
+
 def _serving(connection: Any) -> bool:
     """A request's head has been read and its answer is not finished."""
     cycle = connection.cycle
@@ -406,9 +469,8 @@ def _head_timed_out(connection: Any) -> None:
 
 def _refuse(connection: Any, status: int, why: str) -> None:
     """Answer ``status`` with ``{"error": why}`` and close, outside any request cycle."""
-    from http import HTTPStatus
-
-    log.info("refused a connection: %d %s", status, why)
+    if status != 503:  # the capacity is logged when it is reached
+        log.info("refused a connection: %d %s", status, why)
     body = json.dumps({"error": why}).encode()
     connection.transport.write(
         b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"

@@ -160,7 +160,9 @@ class ComfortForecast:
             log.warning("feedback not recorded: prediction store: %s", brief(error))
             return _error(503, f"prediction store: {brief(error)}")
         if row is None:  # BentoML's NotFound answers a list, not the documented object
-            return _error(404, f"prediction_id …{body.prediction_id[-8:]}: no such prediction")
+            why = f"prediction_id …{body.prediction_id[-8:]}: no such prediction"
+            log.info("rejected /feedback: 404 %s", why)
+            return _error(404, why)
         return FeedbackAck(
             prediction_id=body.prediction_id,
             actual_di=row["actual_di"],
