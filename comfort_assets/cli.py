@@ -58,13 +58,17 @@ class _Families:
         return value in list(self)
 
 
+#: The largest seed every model family takes (scikit-learn's random_state is 32-bit).
+MAX_SEED = 2**32 - 1
+
+
 def _seed(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer seed") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"a seed is a non-negative integer, got {value}")
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"a seed is an integer from 0 to {MAX_SEED}, got {text}")
     return value
 
 
@@ -249,10 +253,19 @@ def move_champion(args: argparse.Namespace) -> int:
 
     from comfort_assets.cli_runs import instance
     from comfort_assets.deployment import object_store
-    from comfort_assets.resources.registry import ModelNotFoundError, ModelRegistry
+    from comfort_assets.resources.registry import (
+        ModelIntegrityError,
+        ModelNotFoundError,
+        ModelRegistry,
+    )
 
     registry = ModelRegistry(store=object_store(resolve_env=True))
-    before = registry.champion()
+    try:
+        before = registry.champion()
+    except ValueError as err:  # a damaged pointer: `promote` writes a new one
+        if args.command != "promote":
+            raise UsageError(f"{err}: `comfort promote VERSION` writes a new one") from None
+        before = None
     if args.version is not None and args.version == before:
         raise UsageError(f"{before} is already the champion: nothing to {args.command}")
     try:
@@ -260,7 +273,7 @@ def move_champion(args: argparse.Namespace) -> int:
             pointer = registry.promote(args.version, "promoted by hand (comfort promote)")
         else:
             pointer = registry.rollback(args.version)
-    except (ModelNotFoundError, ValueError) as err:
+    except (ModelNotFoundError, ModelIntegrityError, ValueError) as err:
         raise UsageError(str(err)) from None
     with instance() as dagster_instance:
         dagster_instance.report_runless_asset_event(

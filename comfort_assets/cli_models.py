@@ -51,7 +51,7 @@ class LocalFiles:
 
 def comfort_home() -> Path:
     """Same rule as `comfort_assets.deployment.comfort_home`, which imports Dagster."""
-    return Path(os.environ.get("COMFORT_HOME", ".comfort")).absolute()
+    return Path(os.environ.get("COMFORT_HOME") or ".comfort").absolute()
 
 
 def deployment_store() -> ReadableStore:

@@ -193,8 +193,10 @@ PLANNED_EVENTS = {"DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "true"}
 
 
 def instance_home() -> Path:
-    """``DAGSTER_HOME``, by default ``COMFORT_HOME/dagster``."""
-    return Path(os.environ.setdefault("DAGSTER_HOME", str(comfort_home() / "dagster")))
+    """``DAGSTER_HOME`` (unset or empty: ``COMFORT_HOME/dagster``), for Dagster too."""
+    if not os.environ.get("DAGSTER_HOME"):
+        os.environ["DAGSTER_HOME"] = str(comfort_home() / "dagster")
+    return Path(os.environ["DAGSTER_HOME"])
 
 
 def instance() -> dg.DagsterInstance:

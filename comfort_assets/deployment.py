@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import os
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -61,7 +61,8 @@ def environment() -> str:
 
 
 def comfort_home() -> Path:
-    return Path(os.environ.get("COMFORT_HOME", ".comfort")).absolute()
+    """``COMFORT_HOME`` (unset or empty: ``.comfort``), absolute."""
+    return Path(os.environ.get("COMFORT_HOME") or ".comfort").absolute()
 
 
 SOURCES = ("bundled", "file", "kma", "open-meteo")
@@ -104,7 +105,14 @@ def _api_span() -> DaySpan:
 
     start = day("COMFORT_START_DATE", os.environ.get("COMFORT_START_DATE") or DEFAULT_API_START)
     end = os.environ.get("COMFORT_END_DATE")
-    return DaySpan(start, day("COMFORT_END_DATE", end) if end else date.max)
+    span = DaySpan(start, day("COMFORT_END_DATE", end) if end else date.max)
+    latest = min(span.last, datetime.now(UTC).date() - timedelta(days=1))
+    if start > latest:  # no day to fetch: the run would plan nothing
+        raise SettingError(
+            f"COMFORT_START_DATE {start} is after the last day to fetch ({latest}: "
+            "COMFORT_END_DATE, or yesterday)"
+        )
+    return span
 
 
 def weather_partitions() -> dg.DailyPartitionsDefinition:
@@ -230,10 +238,34 @@ def check_settings(needs: str = "everything") -> None:
     if needs == "models":
         return
     check_weather_settings(key=needs == "everything")
+    folders()
+    # the `bento` step imports the service, which refuses these at import
+    number_setting("COMFORT_SERVING_WORKERS", 1, minimum=1)
+    number_setting("COMFORT_RELOAD_SECONDS", 2.0)
     if needs == "definitions":
         return
     prediction_store(resolve_env=True)
     cooldown_seconds()
+    mode = os.environ.get("WANDB_MODE")
+    if mode and mode not in TRACKER_MODES:
+        raise SettingError(f"WANDB_MODE must be one of {TRACKER_MODES}, got {mode[:40]!r}")
+
+
+#: What ``WANDB_MODE`` may say (W&B's own values this platform supports).
+TRACKER_MODES = ("offline", "online", "disabled")
+
+
+def folders() -> None:
+    """``COMFORT_HOME``, ``DAGSTER_HOME`` and ``BENTOML_HOME`` must be folders (or not exist
+    yet); Dagster also needs its home absolute."""
+    for name in ("COMFORT_HOME", "DAGSTER_HOME", "BENTOML_HOME"):
+        text = os.environ.get(name)
+        if not text:
+            continue
+        if name == "DAGSTER_HOME" and not os.path.isabs(text):
+            raise SettingError(f"DAGSTER_HOME must be an absolute path, got {text[:80]!r}")
+        if os.path.exists(text) and not os.path.isdir(text):
+            raise SettingError(f"{name} {text[:80]!r} is a file, not a folder")
 
 
 def check_weather_settings(key: bool = True) -> None:

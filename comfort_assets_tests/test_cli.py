@@ -4,6 +4,7 @@ the Dagster instance under their job with their tags."""
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import signal
@@ -147,6 +148,8 @@ MISTAKES = {
     "rollback to an unknown version": ["rollback", "weather-predictor-042"],
     "rollback to the champion": ["rollback", "weather-predictor-001"],
     "promote the champion": ["promote", "weather-predictor-001"],
+    "seed above 32 bits": ["train", "--random-state", "4294967296"],
+    "tuning seed above 32 bits": ["tune", "--random-state", "99999999999999999999999"],
 }
 
 
@@ -190,6 +193,24 @@ SETTING_MISTAKES = {
         {"COMFORT_RETRAIN_COOLDOWN_HOURS": "-5"},
         "COMFORT_RETRAIN_COOLDOWN_HOURS",
     ),
+    "start after end": (
+        {
+            "COMFORT_SOURCE": "open-meteo",
+            "COMFORT_START_DATE": "2025-01-01",
+            "COMFORT_END_DATE": "2024-01-01",
+        },
+        "COMFORT_START_DATE",
+    ),
+    "start in the future": (
+        {"COMFORT_SOURCE": "open-meteo", "COMFORT_START_DATE": "2099-01-01"},
+        "COMFORT_START_DATE",
+    ),
+    "no serving workers": ({"COMFORT_SERVING_WORKERS": "0"}, "COMFORT_SERVING_WORKERS"),
+    "negative reload": ({"COMFORT_RELOAD_SECONDS": "-5"}, "COMFORT_RELOAD_SECONDS"),
+    "relative Dagster home": ({"DAGSTER_HOME": "relative/dagster"}, "DAGSTER_HOME"),
+    "Dagster home is a file": ({"DAGSTER_HOME": "/etc/passwd"}, "DAGSTER_HOME"),
+    "BentoML home is a file": ({"BENTOML_HOME": "/etc/passwd"}, "BENTOML_HOME"),
+    "unknown W&B mode": ({"WANDB_MODE": "bogus"}, "WANDB_MODE"),
 }
 
 
@@ -205,6 +226,55 @@ def test_a_setting_mistake_is_one_line_naming_the_variable_and_exit_2(
     lines = capsys.readouterr().err.splitlines()
     assert len(lines) == 1 and lines[0].startswith("comfort: error: ") and variable in lines[0]
     assert not (home / "dagster").exists()
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [{"COMFORT_SERVING_WORKERS": "abc"}, {"DAGSTER_HOME": "relative"}],
+    ids=["serving workers", "Dagster home"],
+)
+def test_moving_the_champion_checks_what_the_bento_build_needs_first(
+    home, capsys, monkeypatch, settings
+):
+    """The pointer moved, then the Bento build failed on the setting: the champion and the
+    Bento disagreed, and promoting again was refused as a no-op."""
+    for name, value in settings.items():
+        monkeypatch.setenv(name, value)
+    for command in (["promote", "weather-predictor-002"], ["rollback"]):
+        assert cli.main(command) == 2
+        assert next(iter(settings)) in capsys.readouterr().err
+    pointer = json.loads((home / "store" / "models" / "champion.json").read_text())
+    assert pointer["version"] == "weather-predictor-001"
+
+
+class _Built:
+    """What `_launch` returns for a Bento build that succeeded (nothing is built here)."""
+
+    success, seconds = True, 0.0
+
+    def materialization(self, asset: str) -> dict:
+        return {"bento_tag": "comfort_forecast:test"}
+
+
+def test_a_damaged_pointer_is_one_line_and_promote_repairs_it(home, capsys, monkeypatch):
+    monkeypatch.setattr(cli, "_launch", lambda *a, **k: pytest.fail("nothing may run"))
+    pointer = home / "store" / "models" / "champion.json"
+    pointer.write_text("{not json")
+    assert cli.main(["rollback"]) == 2
+    error = capsys.readouterr().err
+    assert len(error.splitlines()) == 1 and "comfort promote" in error
+    folder = home / "store" / "models" / "weather-predictor-002"
+    card = json.loads((folder / "card.json").read_text())
+    card["sha256"] = {"member-0.ubj": hashlib.sha256(b"as registered").hexdigest()}
+    (folder / "card.json").write_text(json.dumps(card))
+    (folder / "member-0.ubj").write_bytes(b"changed after registration")
+    assert cli.main(["promote", "weather-predictor-002"]) == 2
+    assert "sha256" in capsys.readouterr().err
+    assert pointer.read_text() == "{not json"  # a model failing its check is never champion
+    (folder / "member-0.ubj").write_bytes(b"as registered")
+    monkeypatch.setattr(cli, "_launch", lambda *a, **k: _Built())
+    assert cli.main(["promote", "weather-predictor-002"]) == 0
+    assert json.loads(pointer.read_text())["version"] == "weather-predictor-002"
 
 
 def test_the_error_names_the_bad_value(home, capsys):

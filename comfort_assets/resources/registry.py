@@ -97,6 +97,16 @@ class ModelRegistry(dg.ConfigurableResource):
         from comfort_assets.domain.modeling import ForecastModel
 
         card = self.card(version)
+        return ForecastModel.from_files(self._verified_files(version, card)), card
+
+    def verify(self, version: str) -> None:
+        """Raise unless ``version`` is registered and every file matches its card's sha256
+        (without building the model): what the champion pointer may name."""
+        self._verified_files(version, self.card(version))
+
+    def _verified_files(self, version: str, card: dict[str, Any]) -> dict[str, bytes]:
+        if not isinstance(card.get("sha256"), dict) or not card["sha256"]:
+            raise ModelIntegrityError(f"{version}: its card lists no files with their sha256")
         files = {}
         for name, expected in card["sha256"].items():
             data = self.store.get_bytes(self._key(version, name))
@@ -107,7 +117,7 @@ class ModelRegistry(dg.ConfigurableResource):
                     f"{expected[:12]}…; refusing to load a model that changed after registration"
                 )
             files[name] = data
-        return ForecastModel.from_files(files), card
+        return files
 
     # --- champion pointer -------------------------------------------------------------
     def champion_pointer(self) -> dict[str, Any] | None:
@@ -125,9 +135,16 @@ class ModelRegistry(dg.ConfigurableResource):
         return pointer["version"]
 
     def promote(self, version: str, reason: str = "") -> dict[str, Any]:
-        """Point the champion at ``version`` (a single atomic write)."""
-        self.card(version)  # must exist
-        pointer = self.champion_pointer() or {"version": None, "history": []}
+        """Point the champion at ``version`` (a single atomic write), once its files are
+        verified. An unreadable pointer is replaced (its history is lost): promoting by
+        hand is how a damaged pointer is repaired."""
+        self.verify(version)
+        try:
+            pointer = self.champion_pointer()
+        except ValueError:  # not JSON
+            pointer = None
+        if not isinstance(pointer, dict):
+            pointer = {"version": None, "history": []}
         history = [*pointer.get("history", [])]
         if pointer.get("version") and pointer["version"] != version:
             history.append(pointer["version"])
@@ -151,8 +168,8 @@ class ModelRegistry(dg.ConfigurableResource):
                 raise ModelNotFoundError(f"{pointer['version']} has no previous champion")
             version = history.pop()
         else:
-            self.card(version)
             history = [v for v in history if v != version]
+        self.verify(version)
         new = {
             "version": version,
             "history": history,
