@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -63,15 +64,44 @@ def deployment_store() -> ReadableStore:
 
 
 def champion_pointer(store: ReadableStore) -> dict[str, Any] | None:
+    """The pointer; None without one, or (with a warning) when it names no version: a
+    listing must still show the models, and `comfort promote` repairs the pointer."""
     key = f"{MODELS_PREFIX}/{CHAMPION_FILE}"
-    return json.loads(store.get_bytes(key)) if store.exists(key) else None
+    if not store.exists(key):
+        return None
+    try:
+        pointer = json.loads(store.get_bytes(key))
+    except ValueError:
+        pointer = None
+    if not isinstance(pointer, dict) or not isinstance(pointer.get("version"), str):
+        print(
+            f"comfort: warning: {key} names no version (`comfort promote VERSION` rewrites it)",
+            file=sys.stderr,
+        )
+        return None
+    return pointer
 
 
 def cards(store: ReadableStore) -> list[dict[str, Any]]:
-    """Every complete card (the card is written last), oldest version first."""
-    keys = [k for k in store.list_keys(f"{MODELS_PREFIX}/") if k.endswith("/card.json")]
-    keys.sort(key=lambda k: version_number(k.split("/")[-2]))
-    return [json.loads(store.get_bytes(k)) for k in keys]
+    """Every complete card (the card is written last), oldest version first; a folder that
+    is not a version is left out, and an unreadable card is listed as such."""
+    found = []
+    for key in store.list_keys(f"{MODELS_PREFIX}/"):
+        folder = key.split("/")[-2]
+        if not key.endswith("/card.json"):
+            continue
+        try:
+            number = version_number(folder)
+        except ValueError:
+            continue
+        try:
+            card = json.loads(store.get_bytes(key))
+        except ValueError:
+            card = None
+        if not isinstance(card, dict):
+            card = {"promotion": {"promoted": False, "reason": "its card.json is unreadable"}}
+        found.append((number, {**card, "version": folder}))
+    return [card for _, card in sorted(found, key=lambda pair: pair[0])]
 
 
 def _member_name(member: Any) -> str:

@@ -504,3 +504,17 @@ def test_a_step_that_yields_nothing_is_not_shown_as_done(tmp_path, monkeypatch, 
     assert any(line.split()[:2] == ["✓", "challenger"] for line in lines)
     assert any(line.split() == ["-", "champion", "no", "output"] for line in lines)
     assert any(line.split() == ["-", "rebuilt", "skipped"] for line in lines)
+
+
+def test_models_lists_what_it_can_read_around_damaged_files(home, capsys):
+    models = home / "store" / "models"
+    (models / "weather-predictor-002" / "card.json").write_text("{not json")
+    (models / "scratch").mkdir()
+    (models / "scratch" / "card.json").write_text("{}")
+    (models / "champion.json").write_text("{}")
+    assert cli.main(["models"]) == 0
+    captured = capsys.readouterr()
+    assert "weather-predictor-001" in captured.out and "weather-predictor-003" in captured.out
+    assert "weather-predictor-002" in captured.out and "card.json is unreadable" in captured.out
+    assert "scratch" not in captured.out
+    assert captured.err.startswith("comfort: warning: ") and "comfort promote" in captured.err
