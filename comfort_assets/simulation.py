@@ -99,7 +99,7 @@ def parser() -> argparse.ArgumentParser:
         "never-retrained model, a monthly retrain and persistence, on the same hours.",
     )
     p.add_argument("--days", type=int, default=None, help="replay only this many days")
-    p.add_argument("--out", type=Path, default=None, help="report folder (default: a new one)")
+    p.add_argument("--out", default=None, help="report folder (default: a new one)")
     p.add_argument("--train-end", default=None, help="first training ends here (default: 3 months)")
     p.add_argument("--start", default=None, help="first replayed day (default: --train-end)")
     p.add_argument("--holdout-days", type=int, default=14)
@@ -181,6 +181,27 @@ def source_days() -> tuple[pd.Timestamp, pd.Timestamp]:
     return utc_day(keys[0]), utc_day(keys[-1])
 
 
+def _out_folder(text: str) -> Path:
+    """``--out`` as the folder it names (``..`` resolved: the check for an earlier replay
+    must see the real folder)."""
+    if not text.strip():
+        raise UsageError("--out is empty: give a folder")
+    out = Path(os.path.realpath(text))
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {text} is a file: give a folder")
+    return out
+
+
+def _made(out: Path) -> Path:
+    """The folder, made once every option is judged: a path that cannot be a folder is one
+    line, not a traceback once the replay has started."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UsageError(f"--out {out}: cannot make that folder ({error.strerror})") from None
+    return out
+
+
 def _options(argv: Sequence[str] | None) -> Options:
     args = parser().parse_args(argv)
     if args.days is not None and args.days < 1:
@@ -194,8 +215,8 @@ def _options(argv: Sequence[str] | None) -> Options:
         raise UsageError(f"--cooldown-days must be a number ≥ 0, got {args.cooldown_days}")
     if not (math.isfinite(args.rmse_factor) and args.rmse_factor > 0):
         raise UsageError(f"--rmse-factor must be a number > 0, got {args.rmse_factor}")
-    if args.out is not None and args.out.exists() and not args.out.is_dir():
-        raise UsageError(f"--out {args.out} is a file: give a folder")
+    if args.out is not None:
+        args.out = _out_folder(args.out)
     first, last = source_days()
     try:
         train_end = utc_day(args.train_end) if args.train_end else None
@@ -221,7 +242,7 @@ def _options(argv: Sequence[str] | None) -> Options:
             f"need --train-end ≤ --start ≤ {last:%Y-%m-%d}, the weather's last day "
             f"(got {train_end:%Y-%m-%d}, {start:%Y-%m-%d})"
         )
-    out = args.out or Path(tempfile.mkdtemp(prefix="comfort-simulate-"))
+    out = _made(args.out) if args.out else Path(tempfile.mkdtemp(prefix="comfort-simulate-"))
     return Options(
         days=args.days,
         out=out.absolute(),
@@ -557,6 +578,11 @@ def score_arms(
     served = served[["station", "time_utc", "valid_at", "prediction", "model_version"]]
     rows = served.merge(features, on=["station", "time_utc"], how="inner")
     rows = rows.rename(columns={"prediction": "loop", "di_target": "actual"})
+    if rows.empty:
+        raise ReplayFailed(
+            "no served forecast has an actual to score it against: the replayed days "
+            "have no usable weather (try an earlier --start or more --days)"
+        )
     matrix = rows[static_model.feature_names].to_numpy(dtype=float)
     now = rows["di_now"].to_numpy(dtype=float)
     rows["static"] = static_model.predict_di(matrix, now)

@@ -98,6 +98,8 @@ def test_arm_rmse_and_weekly_table_score_the_same_rows_and_mark_retrains():
         (["--cooldown-days", "nan"], "--cooldown-days must be a number"),
         (["--rmse-factor", "nan"], "--rmse-factor must be a number"),
         (["--out", "/etc/hostname"], "is a file"),
+        (["--out", ""], "--out is empty"),
+        (["--out", "/etc/hostname/replay"], "cannot make that folder"),
     ],
 )
 def test_a_bad_option_is_one_line_and_exit_2(argv, message, capsys):
@@ -116,6 +118,9 @@ def test_a_source_that_is_not_a_file_is_refused_before_anything_runs(tmp_path, c
 def test_an_out_folder_with_an_earlier_replay_is_refused(tmp_path, capsys):
     (tmp_path / "home").mkdir()
     assert simulation.main(["--out", str(tmp_path)]) == 2
+    assert "holds an earlier replay" in capsys.readouterr().err
+    around = str(tmp_path / "no-such-folder" / ".." / ".")  # the same folder, by another path
+    assert simulation.main(["--out", around]) == 2
     assert "holds an earlier replay" in capsys.readouterr().err
     assert not (tmp_path / "home" / "dagster").exists()
 
@@ -369,3 +374,21 @@ def test_a_replay_keeps_its_alerts_off_the_real_webhook(tmp_path, monkeypatch):
     own = "http://127.0.0.1:8999/replay-alerts"
     simulation._environment(simulation._options(["--out", str(tmp_path / "r2"), "--webhook", own]))
     assert os.environ["COMFORT_SLACK_WEBHOOK_URL"] == own
+
+
+def test_days_with_no_weather_to_score_are_one_failure_line(bundled_clean, tmp_path):
+    """A replay of days whose weather never came (the bundled year's last day) used to end
+    in a NaT traceback after the whole run."""
+    served = pd.DataFrame(
+        {
+            "station": ["JFK"],
+            "valid_at": [pd.Timestamp("2014-06-01T03:00Z")],  # no weather that day
+            "prediction": [70.0],
+            "model_version": ["weather-predictor-001"],
+        }
+    )
+    options = simulation._options(["--days", "1", "--out", str(tmp_path / "replay")])
+    with pytest.raises(simulation.ReplayFailed, match="no served forecast has an actual"):
+        simulation.score_arms(
+            served, bundled_clean.clean, None, pd.Timestamp("2013-04-01"), options
+        )
