@@ -289,6 +289,21 @@ def test_kma_transport_error_hides_the_key() -> None:
     assert caught.value.__suppress_context__
 
 
+def test_a_short_key_is_hidden_without_garbling_the_error() -> None:
+    """Masking a one-letter key everywhere turned "retries exceeded" into "e***ceeded"."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    source = KmaAsosWeatherSource(
+        service_key="x", station_ids=[108], base_url=f"http://127.0.0.1:{port}/x"
+    )
+    with pytest.raises(WeatherSourceError) as caught:
+        source.fetch(utc(2024, 7, 1), utc(2024, 7, 2))
+    message = str(caught.value)
+    assert "serviceKey=x" not in message and "serviceKey=***" in message
+    assert "exceeded" in message
+
+
 def test_kma_key_stays_out_of_logs_and_repr(api: FakeApi, caplog: pytest.LogCaptureFixture) -> None:
     api.route = kma_pages
     caplog.set_level(logging.DEBUG, logger="urllib3")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -28,6 +29,11 @@ from pydantic import PrivateAttr
 from comfort_assets.domain import units
 from comfort_assets.domain.cleaning import RAW_COLUMNS, parse_measurements
 from comfort_assets.resources.weather import WeatherSource, as_utc
+
+#: Query parameters that carry a credential, masked in every message.
+_SECRET_PARAMETER = re.compile(r"((?:serviceKey|service_key|api_key|apikey)=)[^&\s'\"]+", re.I)
+#: Shorter secrets are masked only where a parameter carries them.
+MIN_MASKED_SECRET = 6
 
 #: KMA publishes times in Korea Standard Time, which has had no daylight saving since 1988.
 KST_OFFSET = timedelta(hours=9)
@@ -151,8 +157,14 @@ class _HttpWeatherSource(WeatherSource):
         return ()
 
     def _redact(self, text: str) -> str:
+        """Secrets out of a message: each query parameter that carries one, and the secret
+        wherever else it appears (if it is long enough that masking it cannot garble the
+        message: a one-letter key turned "retries exceeded" into "retries e***ceeded")."""
+        if not self._secrets():
+            return text
+        text = _SECRET_PARAMETER.sub(r"\1***", text)
         for secret in self._secrets():
-            if secret:
+            if len(secret) >= MIN_MASKED_SECRET:
                 text = text.replace(secret, "***")
         return text
 
