@@ -62,6 +62,10 @@ class _Families:
 MAX_SEED = 2**32 - 1
 
 
+#: Parameter sets a random search scores unless told otherwise.
+DEFAULT_TRIALS = 10
+
+
 def _seed(text: str) -> int:
     try:
         value = int(text)
@@ -122,7 +126,11 @@ def parser() -> argparse.ArgumentParser:
         "--search-type", choices=SEARCH_TYPES, default="random", help="how trials are drawn"
     )
     tune.add_argument(
-        "--n-trials", type=_trials, default=10, metavar="N", help="trials to score (default 10)"
+        "--n-trials",
+        type=_trials,
+        default=None,
+        metavar="N",
+        help="random search: sets to score (default 10); a grid scores every set",
     )
     tune.add_argument(
         "--random-state", type=_seed, default=0, metavar="SEED", help="seed of the search"
@@ -162,7 +170,8 @@ def _tags(args: argparse.Namespace) -> dict[str, str]:
     elif args.command == "tune":
         tags["comfort/random_state"] = str(args.random_state)
         tags["comfort/search_type"] = args.search_type
-        tags["comfort/n_trials"] = str(args.n_trials)
+        if args.search_type == "random":
+            tags["comfort/n_trials"] = str(args.n_trials or DEFAULT_TRIALS)
     return tags
 
 
@@ -175,7 +184,7 @@ def _run_config(args: argparse.Namespace) -> dict[str, Any]:
     if args.command == "tune":
         config = {
             "search_type": args.search_type,
-            "n_trials": args.n_trials,
+            "n_trials": args.n_trials or DEFAULT_TRIALS,
             "random_state": args.random_state,
         }
         return {"ops": {"tuned_model": {"config": config}}}
@@ -328,6 +337,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             rows = cli_models.list_models()
             print(json.dumps(rows, indent=1) if args.json else cli_models.format_models(rows))
             return 0
+        if args.command == "tune" and args.search_type == "grid" and args.n_trials:
+            raise UsageError("--n-trials is for --search-type random: a grid scores every set")
         if args.command in RUN_COMMANDS:
             return run_job(args)
         return move_champion(args)

@@ -141,6 +141,7 @@ MISTAKES = {
     "unknown family": ["train", "--random-state", "1", "--family", "lstm"],
     "negative n-trials": ["tune", "--n-trials", "-3"],
     "zero n-trials": ["tune", "--n-trials", "0"],
+    "n-trials for a grid": ["tune", "--search-type", "grid", "--n-trials", "5"],
     "unknown search type": ["tune", "--search-type", "bayesian"],
     "non-integer tuning seed": ["tune", "--random-state", "1.5"],
     "unknown version": ["promote", "weather-predictor-042"],
@@ -322,13 +323,15 @@ def test_tags_name_the_command_the_user_and_the_options():
     assert tags["comfort/random_state"] == "3,4"
     assert tags["comfort/families"] == "ridge,random_forest,xgboost"
     assert tags["comfort/user"]
-    args = cli.parser().parse_args(["tune", "--search-type", "grid", "--n-trials", "5"])
+    args = cli.parser().parse_args(["tune", "--search-type", "grid"])
     assert {k: v for k, v in cli._tags(args).items() if k != "comfort/user"} == {
         "comfort/command": "tune",
         "comfort/random_state": "0",
         "comfort/search_type": "grid",
-        "comfort/n_trials": "5",
     }
+    args = cli.parser().parse_args(["tune"])
+    assert cli._tags(args)["comfort/n_trials"] == "10"
+    assert cli._run_config(args)["ops"]["tuned_model"]["config"]["n_trials"] == 10
 
 
 def test_a_failed_run_is_recorded_under_its_job_and_reported_by_step(tmp_path, monkeypatch, capsys):
