@@ -276,6 +276,13 @@ def test_a_file_for_another_year_fails_early_naming_the_spans(tmp_path, two_stat
     assert "2021-01-01" in message and "2013-01-01" in message
 
 
+def test_the_example_writer_says_in_one_line_where_it_cannot_write(tmp_path, capsys):
+    for out in (tmp_path, tmp_path / "no-such-folder" / "my.csv"):
+        assert make_weather_csv([str(out)]) == 2
+        error = capsys.readouterr().err
+        assert error.count("\n") == 1 and error.startswith("make_weather_csv: cannot write ")
+
+
 # --- end to end, no code: the README's own-data example ----------------------------------
 
 

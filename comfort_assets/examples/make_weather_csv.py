@@ -87,7 +87,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     bundled = BundledWeatherSource().whole()
     table = derive_stations(bundled, args.year)
-    table.to_csv(args.out, index=False)
+    try:
+        table.to_csv(args.out, index=False)
+    except OSError as error:  # a folder, a missing folder, no permission: one line
+        print(f"make_weather_csv: cannot write {args.out}: {error.strerror}", file=sys.stderr)
+        return 2
     span = f"{table['time_utc'].iloc[0]} … {table['time_utc'].iloc[-1]}"
     print(f"wrote {len(table)} rows, stations HUMID and COAST, {span} to {args.out}")
     return 0
