@@ -175,11 +175,19 @@ def _open_meteo_stations(text: str) -> dict[str, list[float]]:
         name, _, where = item.partition("=")
         latitude, _, longitude = where.partition(":")
         try:
-            stations[name.strip()] = [float(latitude), float(longitude)]
+            place = [float(latitude), float(longitude)]
         except ValueError:
             raise SettingError(
-                f"COMFORT_OPEN_METEO_STATIONS item {item!r} is not NAME=latitude:longitude"
+                f"COMFORT_OPEN_METEO_STATIONS item {item[:40]!r} is not NAME=latitude:longitude"
             ) from None
+        if not (name.strip() and -90 <= place[0] <= 90 and -180 <= place[1] <= 180):
+            raise SettingError(
+                f"COMFORT_OPEN_METEO_STATIONS item {item[:40]!r}: a name, a latitude in "
+                "[-90, 90] and a longitude in [-180, 180]"
+            )
+        if name.strip() in stations:
+            raise SettingError(f"COMFORT_OPEN_METEO_STATIONS names {name.strip()!r} twice")
+        stations[name.strip()] = place
     return stations
 
 
@@ -204,13 +212,16 @@ def weather_source() -> WeatherSource:
         return OpenMeteoWeatherSource(
             stations=_open_meteo_stations(stations), **({"base_url": url} if url else {})
         )
-    stations = os.environ.get("COMFORT_KMA_STATIONS", "108")
+    stations = os.environ.get("COMFORT_KMA_STATIONS") or "108"
     try:
         station_ids = [int(s) for s in stations.split(",") if s.strip()]
     except ValueError:
+        station_ids = []
+    if not station_ids or len(set(station_ids)) != len(station_ids):
         raise SettingError(
-            f"COMFORT_KMA_STATIONS must be KMA station ids like 108,159, got {stations[:40]!r}"
-        ) from None
+            f"COMFORT_KMA_STATIONS must be distinct KMA station ids like 108,159, "
+            f"got {stations[:40]!r}"
+        )
     return KmaAsosWeatherSource(service_key=dg.EnvVar("KMA_SERVICE_KEY"), station_ids=station_ids)
 
 
@@ -282,7 +293,16 @@ def check_weather_settings(key: bool = True) -> None:
         raise SettingError(
             f"COMFORT_WEATHER_FILE {os.environ.get('COMFORT_WEATHER_FILE')}: {brief(error)}"
         ) from None
-    weather_source()
+    found = weather_source()
+    if isinstance(found, FileWeatherSource):  # its columns and times, read once (cached)
+        try:
+            FileWeatherSource(
+                path=_weather_file(), timezone=_weather_timezone(), units=_declared_units()
+            ).read()
+        except Exception as error:
+            from comfort_assets.serving.core import brief
+
+            raise SettingError(f"COMFORT_WEATHER_FILE {_weather_file()}: {brief(error)}") from None
     if key and kind == "kma" and not os.environ.get("KMA_SERVICE_KEY"):
         raise SettingError("COMFORT_SOURCE=kma needs KMA_SERVICE_KEY (a data.go.kr service key)")
 

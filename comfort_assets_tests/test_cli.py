@@ -212,7 +212,47 @@ SETTING_MISTAKES = {
     "Dagster home is a file": ({"DAGSTER_HOME": "/etc/passwd"}, "DAGSTER_HOME"),
     "BentoML home is a file": ({"BENTOML_HOME": "/etc/passwd"}, "BENTOML_HOME"),
     "unknown W&B mode": ({"WANDB_MODE": "bogus"}, "WANDB_MODE"),
+    "no KMA station": (
+        {"COMFORT_SOURCE": "kma", "KMA_SERVICE_KEY": "k", "COMFORT_KMA_STATIONS": ","},
+        "COMFORT_KMA_STATIONS",
+    ),
+    "a place off the globe": (
+        {"COMFORT_SOURCE": "open-meteo", "COMFORT_OPEN_METEO_STATIONS": "A=999:999"},
+        "COMFORT_OPEN_METEO_STATIONS",
+    ),
+    "one name twice": (
+        {"COMFORT_SOURCE": "open-meteo", "COMFORT_OPEN_METEO_STATIONS": "A=1:2,A=3:4"},
+        "COMFORT_OPEN_METEO_STATIONS",
+    ),
 }
+
+
+WEATHER_FILE_MISTAKES = {
+    "times without a zone": ("station,time,temp_c,humidity_pct\nA,2021-01-01 00:00,1,50\n", {}),
+    "a zone that does not exist": (
+        "station,time,temp_c,humidity_pct\nA,2021-01-01 00:00,1,50\n",
+        {"COMFORT_WEATHER_TIMEZONE": "Mars/Olympus"},
+    ),
+    "no temperature": ("station,time_utc,humidity_pct\nA,2021-01-01T00:00Z,50\n", {}),
+}
+
+
+@pytest.mark.parametrize("case", WEATHER_FILE_MISTAKES)
+def test_a_weather_file_mistake_is_found_before_the_run(home, tmp_path, capsys, monkeypatch, case):
+    """It was a failed `raw_weather` step (exit 1) after the run had started."""
+    text, settings = WEATHER_FILE_MISTAKES[case]
+    weather = tmp_path / "weather.csv"
+    weather.write_text(text)
+    for name, value in {
+        "COMFORT_SOURCE": "file",
+        "COMFORT_WEATHER_FILE": str(weather),
+        **settings,
+    }.items():
+        monkeypatch.setenv(name, value)
+    assert cli.main(["run"]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and "COMFORT_WEATHER_FILE" in lines[0], lines
+    assert not (home / "dagster").exists()
 
 
 @pytest.mark.parametrize("case", SETTING_MISTAKES)
