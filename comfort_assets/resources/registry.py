@@ -105,8 +105,8 @@ class ModelRegistry(dg.ConfigurableResource):
         self._verified_files(version, self.card(version))
 
     def _verified_files(self, version: str, card: dict[str, Any]) -> dict[str, bytes]:
-        if not isinstance(card.get("sha256"), dict) or not card["sha256"]:
-            raise ModelIntegrityError(f"{version}: its card lists no files with their sha256")
+        if not isinstance(card.get("sha256"), dict):
+            raise ModelIntegrityError(f"{version}: its card lists no sha256 of its files")
         files = {}
         for name, expected in card["sha256"].items():
             data = self.store.get_bytes(self._key(version, name))
