@@ -496,6 +496,15 @@ def test_unknown_paths_and_methods_are_json_errors(client):
         assert response.json()["error"], (method, path)
 
 
+def test_a_405_says_what_is_allowed_and_head_answers_as_get(client):
+    refused = client.post("/readyz")
+    assert refused.status_code == 405 and refused.headers["allow"] == "GET, HEAD"
+    document = client.get("/docs.json")
+    head = client.head("/docs.json")
+    assert head.status_code == 200 and head.content == b""
+    assert int(head.headers["content-length"]) == len(document.content)
+
+
 def test_rejections_the_guard_makes_are_logged_too(client, body, serving_home):
     too_large = client.post(
         "/predict",

@@ -25,6 +25,7 @@ found, without touching its internals:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -32,7 +33,7 @@ import resource
 import signal
 import threading
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
@@ -63,13 +64,23 @@ class Readiness:
     problems: Callable[[], list[str]] = field(default=lambda: ["the service is starting"])
 
 
-async def _answer(send: Send, status: int, payload: dict[str, Any] | bytes, kind: str) -> None:
+async def _answer(
+    send: Send,
+    status: int,
+    payload: dict[str, Any] | bytes,
+    kind: str,
+    headers: Sequence[tuple[bytes, bytes]] = (),
+) -> None:
     body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
     await send(
         {
             "type": "http.response.start",
             "status": status,
-            "headers": [(b"content-type", kind.encode()), (b"content-length", b"%d" % len(body))],
+            "headers": [
+                (b"content-type", kind.encode()),
+                (b"content-length", b"%d" % len(body)),
+                *headers,
+            ],
         }
     )
     await send({"type": "http.response.body", "body": body})
@@ -212,10 +223,18 @@ class Guard:
             await _answer(send, 200, text, self._metrics.client.CONTENT_TYPE_LATEST)
         elif path in API_ROUTES and method == "POST":
             await self._api(scope, receive, send)
-        elif path == "/docs.json" and method == "GET":
-            await self._openapi(scope, receive, send)
-        elif path in ("/readyz", "/metrics"):  # served here, for GET only
-            await _answer(send, 405, {"error": f"{path} answers GET only"}, "application/json")
+        elif path == "/docs.json" and method in ("GET", "HEAD"):
+            # uvicorn leaves out a HEAD answer's body, by the method it read itself
+            await self._openapi({**scope, "method": "GET"}, receive, send)
+        elif path in ("/readyz", "/metrics"):  # served here, for these methods only
+            allowed = "GET, HEAD" if path == "/readyz" else "GET"
+            await _answer(
+                send,
+                405,
+                {"error": f"{path} answers {allowed.replace(', ', ' and ')} only"},
+                "application/json",
+                [(b"allow", allowed.encode())],
+            )
         else:
             await self.app(scope, receive, _errors_as_json(send))
 
@@ -387,12 +406,30 @@ def _close_unless_closed(connection: Any, close_now: Any) -> None:
 #: How long a connection may take to deliver a request's head (from its first byte, or from
 #: the connection when nothing came yet): a slow or idle half-request is answered 408.
 HEAD_TIMEOUT_S = 10.0
-#: The most a request head may take (bytes read while it is unfinished, so a body in the same
-#: read counts too: a read is at most 256 KiB); beyond it, 431.
+#: The most a request head may take (bytes read while it is unfinished); beyond it, 431.
+#: h11, uvicorn's parser without httptools, refuses a head over 16 KiB itself (400).
 MAX_HEAD_BYTES = 1 << 20
-#: Open connections per worker beyond which a new one is answered 503 and closed, well below
-#: the file limit, so the worker can still open its champion and its store.
-MAX_CONNECTIONS = max(64, min(10_000, resource.getrlimit(resource.RLIMIT_NOFILE)[0] // 2))
+#: Open connections per worker beyond which a new one is answered 503 and closed; None: half
+#: the file limit (raised to its hard limit first), at most 10,000, so that the worker can
+#: still open its champion and its store.
+MAX_CONNECTIONS: int | None = None
+
+
+def _connection_cap() -> int:
+    if MAX_CONNECTIONS is not None:
+        return MAX_CONNECTIONS
+    return max(64, min(10_000, resource.getrlimit(resource.RLIMIT_NOFILE)[0] // 2))
+
+
+def _raise_file_limit() -> None:
+    """The soft limit on open files up to the hard one (1,024 soft is common: a cap of 512
+    connections refused a 600-connection load test)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard if hard != resource.RLIM_INFINITY else max(soft, 65_536)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        # not allowed here: the cap stays under the soft limit
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
 
 
 def bound_connections() -> None:
@@ -400,6 +437,7 @@ def bound_connections() -> None:
     (uvicorn has none of the first two, and BentoML does not pass the third)."""
     import importlib
 
+    _raise_file_limit()
     for module, name in _HTTP_PROTOCOLS:
         try:
             protocol = getattr(importlib.import_module(module), name)
@@ -413,57 +451,88 @@ def bound_connections() -> None:
             made(self, transport)
             self.head_bytes, self.head_timer = 0, None
             if _over_capacity(len(self.connections)):
-                _refuse(self, 503, f"over {MAX_CONNECTIONS} open connections: try again")
+                _refuse(self, 503, f"over {_connection_cap()} open connections: try again")
                 return
             self.head_timer = self.loop.call_later(HEAD_TIMEOUT_S, _head_timed_out, self)
 
         def data_received(self: Any, data: bytes, received: Any = received) -> None:
-            if not _serving(self):  # these bytes begin or continue a request's head
+            if _reading_head(self):  # these bytes begin or continue a request's head
                 self.head_bytes += len(data)
-                if self.head_bytes > MAX_HEAD_BYTES:
-                    _refuse(self, 431, f"request head over {MAX_HEAD_BYTES} bytes")
-                    return
-            received(self, data)
-            if _serving(self):
+            received(self, data)  # one read (at most 256 KiB) past the limit, then no more
+            if not _reading_head(self):  # the head is complete: the count starts again
                 self.head_bytes = 0
                 if self.head_timer is not None:
                     self.head_timer.cancel()
                     self.head_timer = None
-            elif self.head_timer is None and not self.transport.is_closing():
+            elif self.transport.is_closing():
+                return
+            elif self.head_bytes > MAX_HEAD_BYTES:
+                _refuse(self, 431, f"request head over {MAX_HEAD_BYTES} bytes")
+            elif self.head_timer is None:
                 self.head_timer = self.loop.call_later(HEAD_TIMEOUT_S, _head_timed_out, self)
 
         data_received.bounded = True  # type: ignore[attr-defined]
         # for a connection accepted before the patch (the service starts while serving)
-        protocol.head_bytes, protocol.head_timer = 0, None
+        protocol.head_bytes, protocol.head_timer, protocol.in_body = 0, None, False
         protocol.connection_made = connection_made
         protocol.data_received = data_received
+        if hasattr(protocol, "on_headers_complete"):  # httptools: where a body starts and ends
+            protocol.on_headers_complete = _body_starts(protocol.on_headers_complete)
+            protocol.on_message_complete = _body_ends(protocol.on_message_complete)
+
+
+def _body_starts(on_headers_complete: Callable[[Any], None]) -> Callable[[Any], None]:
+    def wrapped(self: Any) -> None:
+        self.in_body = True
+        on_headers_complete(self)
+
+    return wrapped
+
+
+def _body_ends(on_message_complete: Callable[[Any], None]) -> Callable[[Any], None]:
+    def wrapped(self: Any) -> None:
+        self.in_body = False
+        on_message_complete(self)
+
+    return wrapped
+
+
+def _reading_head(connection: Any) -> bool:
+    """Between two requests, or inside a request's head: not while a request is answered,
+    nor while the rest of a body comes in (answered early, a 413 or 415, its bytes still
+    arrive and must not count as the next head)."""
+    cycle = connection.cycle
+    if cycle is not None and not cycle.response_complete:
+        return False
+    parser = getattr(connection, "conn", None)  # h11 says where the peer is
+    if parser is not None:
+        import h11
+
+        return parser.their_state is h11.IDLE
+    return not connection.in_body
 
 
 _at_capacity = False
 
 
 def _over_capacity(connections: int) -> bool:
-    """Too many connections for one more? Logged when that changes, not per connection."""
+    """Too many connections for one more? Logged when the cap is reached, and again only
+    once the count is back under 90 % of it (not at every close and open at the edge)."""
     global _at_capacity
-    over = connections > MAX_CONNECTIONS
-    if over != _at_capacity:
-        log.warning(
-            "over %d open connections: refusing new ones" if over else "below %d connections again",
-            MAX_CONNECTIONS,
-        )
-        _at_capacity = over
+    cap = _connection_cap()
+    over = connections > cap
+    if over and not _at_capacity:
+        log.warning("over %d open connections: refusing new ones", cap)
+        _at_capacity = True
+    elif _at_capacity and connections < 0.9 * cap:
+        log.warning("below %d open connections again: accepting new ones", cap)
+        _at_capacity = False
     return over
-
-
-def _serving(connection: Any) -> bool:
-    """A request's head has been read and its answer is not finished."""
-    cycle = connection.cycle
-    return cycle is not None and not cycle.response_complete
 
 
 def _head_timed_out(connection: Any) -> None:
     connection.head_timer = None
-    if not _serving(connection) and not connection.transport.is_closing():
+    if _reading_head(connection) and not connection.transport.is_closing():
         _refuse(connection, 408, f"no complete request head within {HEAD_TIMEOUT_S:g} s")
 
 
@@ -472,9 +541,10 @@ def _refuse(connection: Any, status: int, why: str) -> None:
     if status != 503:  # the capacity is logged when it is reached
         log.info("refused a connection: %d %s", status, why)
     body = json.dumps({"error": why}).encode()
+    retry = b"retry-after: 1\r\n" if status == 503 else b""
     connection.transport.write(
         b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
-        b"connection: close\r\n\r\n%s"
-        % (status, HTTPStatus(status).phrase.encode(), len(body), body)
+        b"%sconnection: close\r\n\r\n%s"
+        % (status, HTTPStatus(status).phrase.encode(), len(body), retry, body)
     )
     connection.transport.close()
