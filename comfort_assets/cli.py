@@ -297,7 +297,11 @@ def move_champion(args: argparse.Namespace) -> int:
             )
         )
     print(f"champion: {before} → {pointer['version']} ({pointer['reason']})")
-    outcome = _launch(args, "bento_job", {})
+    try:
+        outcome = _launch(args, "bento_job", {})
+    except KeyboardInterrupt:
+        print("comfort: the champion moved, but its Bento was not rebuilt", file=sys.stderr)
+        raise
     if not outcome.success:
         print("comfort: the champion moved, but its Bento was not rebuilt", file=sys.stderr)
         return _report_failure(outcome)

@@ -104,6 +104,20 @@ def cards(store: ReadableStore) -> list[dict[str, Any]]:
     return [card for _, card in sorted(found, key=lambda pair: pair[0])]
 
 
+def _mapping(value: Any) -> dict[str, Any]:
+    """A card's field that should be an object; anything else (a damaged card) reads as
+    empty, so one card cannot stop the listing."""
+    return value if isinstance(value, dict) else {}
+
+
+def _sequence(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) or value is None else str(value)
+
+
 def _member_name(member: Any) -> str:
     if isinstance(member, dict):
         return str(member.get("name") or member.get("model") or member.get("version") or member)
@@ -121,21 +135,21 @@ def list_models(store: ReadableStore | None = None) -> list[dict[str, Any]]:
     champion = pointer["version"] if pointer else None
     rows = []
     for card in cards(store):
-        metrics = card.get("metrics", {})
-        promotion = card.get("promotion") or {}
+        metrics = _mapping(card.get("metrics"))
+        promotion = _mapping(card.get("promotion"))
         rows.append(
             {
                 "version": card["version"],
                 "champion": card["version"] == champion,
-                "model": card.get("model_choice", card.get("family")),
+                "model": _text(card.get("model_choice", card.get("family"))),
                 "horizon_h": card.get("horizon_h"),
                 "holdout_rmse": metrics.get("holdout_rmse"),
                 "persistence_rmse": metrics.get("persistence_rmse"),
                 "skill": metrics.get("skill_vs_persistence"),
-                "registered_at": card.get("registered_at", "")[:19],
+                "registered_at": (_text(card.get("registered_at")) or "")[:19],
                 "promoted": promotion.get("promoted"),
-                "reason": promotion.get("reason"),
-                "members": [_member_name(m) for m in card.get("members") or []],
+                "reason": _text(promotion.get("reason")),
+                "members": [_member_name(m) for m in _sequence(card.get("members"))],
             }
         )
     return rows

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -248,7 +249,9 @@ def check_settings(needs: str = "everything") -> None:
     object_store(resolve_env=True)
     if needs == "models":
         return
-    check_weather_settings(key=needs == "everything")
+    # moving the champion reads the weather's days, not its contents: a flawed file must
+    # not stand in the way of a rollback
+    check_weather_settings(key=needs == "everything", contents=needs == "everything")
     folders()
     # the `bento` step imports the service, which refuses these at import
     number_setting("COMFORT_SERVING_WORKERS", 1, minimum=1)
@@ -275,13 +278,19 @@ def folders() -> None:
             continue
         if name == "DAGSTER_HOME" and not os.path.isabs(text):
             raise SettingError(f"DAGSTER_HOME must be an absolute path, got {text[:80]!r}")
-        if os.path.exists(text) and not os.path.isdir(text):
-            raise SettingError(f"{name} {text[:80]!r} is a file, not a folder")
+        path = Path(text)
+        if path.is_symlink() and not path.exists():
+            raise SettingError(f"{name} {text[:80]!r} is a link to nothing")
+        # the path, or the nearest part of it that exists, must be a folder
+        existing = next(p for p in (path.absolute(), *path.absolute().parents) if p.exists())
+        if not existing.is_dir():
+            raise SettingError(f"{name} {text[:80]!r}: {existing} is a file, not a folder")
 
 
-def check_weather_settings(key: bool = True) -> None:
-    """The weather source's settings: its kind, its file and units, its stations, and (with
-    ``key``) the service key, which only a run that fetches weather reads."""
+def check_weather_settings(key: bool = True, contents: bool = True) -> None:
+    """The weather source's settings: its kind, its file and units, its stations, (with
+    ``key``) the service key, which only a run that fetches weather reads, and (with
+    ``contents``) a weather file's columns, zone and times."""
     kind = source()
     try:
         weather_partitions()  # a file source reads the file's times
@@ -294,11 +303,13 @@ def check_weather_settings(key: bool = True) -> None:
             f"COMFORT_WEATHER_FILE {os.environ.get('COMFORT_WEATHER_FILE')}: {brief(error)}"
         ) from None
     found = weather_source()
-    if isinstance(found, FileWeatherSource):  # its columns and times, read once (cached)
+    if contents and isinstance(found, FileWeatherSource):  # read once: the run reuses it
         try:
-            FileWeatherSource(
-                path=_weather_file(), timezone=_weather_timezone(), units=_declared_units()
-            ).read()
+            with warnings.catch_warnings():  # a bad time is quarantined by the run, by name
+                warnings.simplefilter("ignore", UserWarning)
+                FileWeatherSource(
+                    path=_weather_file(), timezone=_weather_timezone(), units=_declared_units()
+                ).read()
         except Exception as error:
             from comfort_assets.serving.core import brief
 

@@ -197,8 +197,9 @@ def _made(out: Path) -> Path:
     line, not a traceback once the replay has started."""
     try:
         out.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=out).close()  # a folder it cannot write in (/proc)
     except OSError as error:
-        raise UsageError(f"--out {out}: cannot make that folder ({error.strerror})") from None
+        raise UsageError(f"--out {out}: cannot write there ({error.strerror})") from None
     return out
 
 

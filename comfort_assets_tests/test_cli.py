@@ -17,6 +17,8 @@ import pytest
 
 from comfort_assets import cli, cli_runs
 from comfort_assets.cli_models import format_models, list_models
+from comfort_assets.domain.modeling import ForecastModel
+from comfort_assets.resources.registry import ModelRegistry
 
 
 def _card(version: str, rmse: float, **extra) -> dict:
@@ -211,6 +213,8 @@ SETTING_MISTAKES = {
     "relative Dagster home": ({"DAGSTER_HOME": "relative/dagster"}, "DAGSTER_HOME"),
     "Dagster home is a file": ({"DAGSTER_HOME": "/etc/passwd"}, "DAGSTER_HOME"),
     "BentoML home is a file": ({"BENTOML_HOME": "/etc/passwd"}, "BENTOML_HOME"),
+    "Dagster home under a file": ({"DAGSTER_HOME": "/etc/passwd/dagster"}, "DAGSTER_HOME"),
+    "BentoML home under a file": ({"BENTOML_HOME": "/etc/passwd/bentoml"}, "BENTOML_HOME"),
     "unknown W&B mode": ({"WANDB_MODE": "bogus"}, "WANDB_MODE"),
     "no KMA station": (
         {"COMFORT_SOURCE": "kma", "KMA_SERVICE_KEY": "k", "COMFORT_KMA_STATIONS": ","},
@@ -314,6 +318,8 @@ def test_a_damaged_pointer_is_one_line_and_promote_repairs_it(home, capsys, monk
     assert pointer.read_text() == "{not json"  # a model failing its check is never champion
     (folder / "member-0.ubj").write_bytes(b"as registered")
     monkeypatch.setattr(cli, "_launch", lambda *a, **k: _Built())
+    # the files pass their sha256; building a model of them is another test's business
+    monkeypatch.setattr(ForecastModel, "from_files", staticmethod(lambda files: object()))
     assert cli.main(["promote", "weather-predictor-002"]) == 0
     assert json.loads(pointer.read_text())["version"] == "weather-predictor-002"
 
@@ -549,12 +555,32 @@ def test_a_step_that_yields_nothing_is_not_shown_as_done(tmp_path, monkeypatch, 
     assert any(line.split() == ["-", "rebuilt", "skipped"] for line in lines)
 
 
+def test_a_flawed_weather_file_does_not_stand_in_the_way_of_a_rollback(
+    home, tmp_path, capsys, monkeypatch
+):
+    """Moving the champion reads the weather's days, not its columns."""
+    weather = tmp_path / "no-humidity.csv"
+    weather.write_text("station,time_utc,temp_c\nA,2021-01-01T00:00Z,1\n")
+    monkeypatch.setenv("COMFORT_SOURCE", "file")
+    monkeypatch.setenv("COMFORT_WEATHER_FILE", str(weather))
+    pointer = {"version": "weather-predictor-002", "history": ["weather-predictor-001"]}
+    (home / "store" / "models" / "champion.json").write_text(json.dumps(pointer))
+    monkeypatch.setattr(cli, "_launch", lambda *a, **k: _Built())
+    monkeypatch.setattr(ModelRegistry, "verify", lambda self, version: None)
+    assert cli.main(["rollback"]) == 0, capsys.readouterr().err
+    assert cli.main(["train", "--random-state", "1"]) == 2  # a run reads the columns
+    assert "humidity_pct" in capsys.readouterr().err
+
+
 def test_models_lists_what_it_can_read_around_damaged_files(home, capsys):
     models = home / "store" / "models"
     (models / "weather-predictor-002" / "card.json").write_text("{not json")
     (models / "scratch").mkdir()
     (models / "scratch" / "card.json").write_text("{}")
     (models / "champion.json").write_text("{}")
+    wrong_types = json.loads((models / "weather-predictor-003" / "card.json").read_text())
+    wrong_types.update(metrics=None, registered_at=None, promotion="no", members=5)
+    (models / "weather-predictor-003" / "card.json").write_text(json.dumps(wrong_types))
     assert cli.main(["models"]) == 0
     captured = capsys.readouterr()
     assert "weather-predictor-001" in captured.out and "weather-predictor-003" in captured.out

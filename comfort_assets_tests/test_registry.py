@@ -90,3 +90,37 @@ def test_unknown_version_is_a_clear_error(registry):
         registry.load("weather-predictor-042")
     with pytest.raises(ValueError, match="not a model version name"):
         registry.promote("latest")
+
+
+def test_the_pointer_only_ever_names_a_model_that_loads(registry, small_model):
+    """A card listing no file, or not a file a member needs, and a missing file: each was
+    promoted, and the Bento build failed with the champion already moved."""
+    import json
+
+    model, _ = small_model
+    good, unlisted, missing = (registry.register(model, {}) for _ in range(3))
+    registry.promote(good)
+    card = registry.card(unlisted)
+    del card["sha256"]["member-0.ubj"]
+    registry.store.put_bytes(f"models/{unlisted}/card.json", json.dumps(card).encode())
+    card = registry.card(missing)
+    card["sha256"]["calibration.bin"] = "0" * 64  # listed, never written
+    registry.store.put_bytes(f"models/{missing}/card.json", json.dumps(card).encode())
+    for version in (unlisted, missing):
+        with pytest.raises(ModelIntegrityError, match=version):
+            registry.promote(version)
+        with pytest.raises(ModelIntegrityError, match=version):
+            registry.rollback(version)
+    assert registry.champion() == good
+
+
+def test_a_damaged_history_is_not_carried_on(registry, small_model):
+    import json
+
+    model, _ = small_model
+    first, second = (registry.register(model, {}) for _ in range(2))
+    damaged = {"version": first, "history": [None, 5, first]}
+    registry.store.put_bytes("models/champion.json", json.dumps(damaged).encode())
+    assert registry.promote(second)["history"] == [first, first]
+    registry.store.put_bytes("models/champion.json", b'{"version": 3, "history": 5}')
+    assert registry.promote(first)["history"] == []

@@ -99,7 +99,8 @@ def test_arm_rmse_and_weekly_table_score_the_same_rows_and_mark_retrains():
         (["--rmse-factor", "nan"], "--rmse-factor must be a number"),
         (["--out", "/etc/hostname"], "is a file"),
         (["--out", ""], "--out is empty"),
-        (["--out", "/etc/hostname/replay"], "cannot make that folder"),
+        (["--out", "/etc/hostname/replay"], "cannot write there"),
+        (["--out", "/proc"], "cannot write there"),
     ],
 )
 def test_a_bad_option_is_one_line_and_exit_2(argv, message, capsys):

@@ -90,7 +90,10 @@ class ModelRegistry(dg.ConfigurableResource):
         key = self._key(version, "card.json")
         if not self.store.exists(key):
             raise ModelNotFoundError(f"no registered model {version!r}")
-        return json.loads(self.store.get_bytes(key))
+        try:
+            return json.loads(self.store.get_bytes(key))
+        except ValueError:
+            raise ModelIntegrityError(f"{key} is not JSON") from None
 
     def load(self, version: str) -> tuple["ForecastModel", dict[str, Any]]:
         """The model and its card; refuses files whose sha256 does not match the card."""
@@ -100,12 +103,22 @@ class ModelRegistry(dg.ConfigurableResource):
         return ForecastModel.from_files(self._verified_files(version, card)), card
 
     def verify(self, version: str) -> None:
-        """Raise unless ``version`` is registered and every file matches its card's sha256
-        (without building the model): what the champion pointer may name."""
-        self._verified_files(version, self.card(version))
+        """Raise `ModelIntegrityError` unless ``version`` loads: registered, every file
+        matching its card's sha256, and the files making a model (a card listing no file,
+        or not the one a member needs, was promoted, and the Bento build failed after)."""
+        self.card(version)  # an unknown version or a bad name: raised as they are
+        try:
+            self.load(version)
+        except (ModelNotFoundError, ModelIntegrityError):
+            raise
+        except Exception as error:  # a missing file, a member the card does not list, …
+            raise ModelIntegrityError(
+                f"{version}: its files do not make a model ({type(error).__name__}: "
+                f"{str(error)[:120]})"
+            ) from None
 
     def _verified_files(self, version: str, card: dict[str, Any]) -> dict[str, bytes]:
-        if not isinstance(card.get("sha256"), dict):
+        if not isinstance(card, dict) or not isinstance(card.get("sha256"), dict):
             raise ModelIntegrityError(f"{version}: its card lists no sha256 of its files")
         files = {}
         for name, expected in card["sha256"].items():
@@ -122,7 +135,18 @@ class ModelRegistry(dg.ConfigurableResource):
     # --- champion pointer -------------------------------------------------------------
     def champion_pointer(self) -> dict[str, Any] | None:
         key = self._key(CHAMPION_KEY)
-        return json.loads(self.store.get_bytes(key)) if self.store.exists(key) else None
+        if not self.store.exists(key):
+            return None
+        try:
+            return json.loads(self.store.get_bytes(key))
+        except ValueError:
+            raise ValueError(f"{key} is not JSON") from None
+
+    def _history(self, pointer: Any) -> list[str]:
+        """The pointer's earlier champions that are version names (a damaged history is
+        not carried on)."""
+        history = pointer.get("history") if isinstance(pointer, dict) else None
+        return [v for v in history if isinstance(v, str)] if isinstance(history, list) else []
 
     def champion(self) -> str | None:
         """The version the pointer names; None without a pointer, ValueError for a pointer
@@ -145,8 +169,8 @@ class ModelRegistry(dg.ConfigurableResource):
             pointer = None
         if not isinstance(pointer, dict):
             pointer = {"version": None, "history": []}
-        history = [*pointer.get("history", [])]
-        if pointer.get("version") and pointer["version"] != version:
+        history = self._history(pointer)
+        if isinstance(pointer.get("version"), str) and pointer["version"] != version:
             history.append(pointer["version"])
         new = {
             "version": version,
@@ -162,7 +186,7 @@ class ModelRegistry(dg.ConfigurableResource):
         pointer = self.champion_pointer()
         if not pointer:
             raise ModelNotFoundError("there is no champion to roll back")
-        history = list(pointer.get("history", []))
+        history = self._history(pointer)
         if version is None:
             if not history:
                 raise ModelNotFoundError(f"{pointer['version']} has no previous champion")

@@ -128,7 +128,7 @@ _FRESH_BUILD = (
 
 
 def bentoml_home() -> Path:
-    return Path(os.environ.get("BENTOML_HOME", comfort_home() / "bentoml"))
+    return Path(os.environ.get("BENTOML_HOME") or comfort_home() / "bentoml")
 
 
 def build_context(registry: ModelRegistry, version: str, context: Path) -> Path:
