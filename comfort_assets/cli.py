@@ -255,6 +255,9 @@ def run_job(args: argparse.Namespace) -> int:
     return 0
 
 
+BENTO_NOT_REBUILT = "comfort: the champion moved, but its Bento was not rebuilt"
+
+
 def move_champion(args: argparse.Namespace) -> int:
     """Moves the pointer, records it as a runless materialization of `champion_model`, then
     rebuilds the Bento so that it serves the new champion."""
@@ -300,10 +303,10 @@ def move_champion(args: argparse.Namespace) -> int:
     try:
         outcome = _launch(args, "bento_job", {})
     except KeyboardInterrupt:
-        print("comfort: the champion moved, but its Bento was not rebuilt", file=sys.stderr)
+        print(BENTO_NOT_REBUILT, file=sys.stderr)
         raise
     if not outcome.success:
-        print("comfort: the champion moved, but its Bento was not rebuilt", file=sys.stderr)
+        print(BENTO_NOT_REBUILT, file=sys.stderr)
         return _report_failure(outcome)
     bento = outcome.materialization("bento") or {}
     print(f"bento {bento.get('bento_tag', '?')} built in {outcome.seconds:.1f} s")

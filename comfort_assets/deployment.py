@@ -10,9 +10,11 @@ Production values come from `dg.EnvVar` so secrets never sit in code or in run c
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import warnings
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -27,7 +29,7 @@ from comfort_assets.resources.object_store import LocalObjectStore, ObjectStore,
 from comfort_assets.resources.prediction_store import PredictionStore
 from comfort_assets.resources.progress import ProgressReporter
 from comfort_assets.resources.registry import ModelRegistry
-from comfort_assets.resources.tracking import ExperimentTracker
+from comfort_assets.resources.tracking import TRACKER_MODES, ExperimentTracker
 from comfort_assets.resources.weather import (
     BundledWeatherSource,
     FileWeatherSource,
@@ -265,10 +267,6 @@ def check_settings(needs: str = "everything") -> None:
         raise SettingError(f"WANDB_MODE must be one of {TRACKER_MODES}, got {mode[:40]!r}")
 
 
-#: What ``WANDB_MODE`` may say (W&B's own values this platform supports).
-TRACKER_MODES = ("offline", "online", "disabled")
-
-
 def folders() -> None:
     """``COMFORT_HOME``, ``DAGSTER_HOME`` and ``BENTOML_HOME`` must be folders (or not exist
     yet); Dagster also needs its home absolute."""
@@ -287,33 +285,36 @@ def folders() -> None:
             raise SettingError(f"{name} {text[:80]!r}: {existing} is a file, not a folder")
 
 
-def check_weather_settings(key: bool = True, contents: bool = True) -> None:
-    """The weather source's settings: its kind, its file and units, its stations, (with
-    ``key``) the service key, which only a run that fetches weather reads, and (with
-    ``contents``) a weather file's columns, zone and times."""
-    kind = source()
+@contextlib.contextmanager
+def _weather_file_errors() -> Iterator[None]:
+    """A weather file that is missing, empty, unreadable or malformed: one line naming it
+    (the file's fault, not the code's)."""
     try:
-        weather_partitions()  # a file source reads the file's times
+        yield
     except SettingError:
         raise
-    except Exception as error:  # missing, empty, unreadable: the file, not the code
+    except Exception as error:
         from comfort_assets.serving.core import brief
 
         raise SettingError(
             f"COMFORT_WEATHER_FILE {os.environ.get('COMFORT_WEATHER_FILE')}: {brief(error)}"
         ) from None
+
+
+def check_weather_settings(key: bool = True, contents: bool = True) -> None:
+    """The weather source's settings: its kind, its file and units, its stations, (with
+    ``key``) the service key, which only a run that fetches weather reads, and (with
+    ``contents``) a weather file's columns, zone and times."""
+    kind = source()
+    with _weather_file_errors():
+        weather_partitions()  # a file source reads the file's times
     found = weather_source()
     if contents and isinstance(found, FileWeatherSource):  # read once: the run reuses it
-        try:
-            with warnings.catch_warnings():  # a bad time is quarantined by the run, by name
-                warnings.simplefilter("ignore", UserWarning)
-                FileWeatherSource(
-                    path=_weather_file(), timezone=_weather_timezone(), units=_declared_units()
-                ).read()
-        except Exception as error:
-            from comfort_assets.serving.core import brief
-
-            raise SettingError(f"COMFORT_WEATHER_FILE {_weather_file()}: {brief(error)}") from None
+        with _weather_file_errors(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # the run quarantines a bad time
+            FileWeatherSource(
+                path=_weather_file(), timezone=_weather_timezone(), units=_declared_units()
+            ).read()
     if key and kind == "kma" and not os.environ.get("KMA_SERVICE_KEY"):
         raise SettingError("COMFORT_SOURCE=kma needs KMA_SERVICE_KEY (a data.go.kr service key)")
 

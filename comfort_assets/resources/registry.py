@@ -106,10 +106,12 @@ class ModelRegistry(dg.ConfigurableResource):
         """Raise `ModelIntegrityError` unless ``version`` loads: registered, every file
         matching its card's sha256, and the files making a model (a card listing no file,
         or not the one a member needs, was promoted, and the Bento build failed after)."""
-        self.card(version)  # an unknown version or a bad name: raised as they are
+        from comfort_assets.domain.modeling import ForecastModel
+
+        card = self.card(version)  # an unknown version or a bad name: raised as they are
         try:
-            self.load(version)
-        except (ModelNotFoundError, ModelIntegrityError):
+            ForecastModel.from_files(self._verified_files(version, card))
+        except ModelIntegrityError:
             raise
         except Exception as error:  # a missing file, a member the card does not list, …
             raise ModelIntegrityError(

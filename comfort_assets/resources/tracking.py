@@ -123,6 +123,10 @@ def _environment(values: Mapping[str, str]) -> Iterator[None]:
                 os.environ[key] = value
 
 
+#: The W&B modes this platform supports (``WANDB_MODE``).
+TRACKER_MODES = ("offline", "online", "disabled")
+
+
 class ExperimentTracker(dg.ConfigurableResource):
     project: str = "comfort-assets"
     mode: str = "offline"
@@ -157,8 +161,8 @@ class ExperimentTracker(dg.ConfigurableResource):
         if self.mode == "disabled":
             yield TrackedRun(None)
             return
-        if self.mode not in {"offline", "online"}:
-            raise ValueError(f"tracker mode must be offline, online or disabled, got {self.mode!r}")
+        if self.mode not in TRACKER_MODES:
+            raise ValueError(f"tracker mode must be one of {TRACKER_MODES}, got {self.mode!r}")
         import wandb
 
         config = dict(config or {})
