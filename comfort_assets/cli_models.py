@@ -152,6 +152,12 @@ def list_models(store: ReadableStore | None = None) -> list[dict[str, Any]]:
                 "members": [_member_name(m) for m in _sequence(card.get("members"))],
             }
         )
+    if champion is not None and not any(row["champion"] for row in rows):
+        print(
+            f"comfort: warning: the champion pointer names {_short(champion, 40)!r}, which has "
+            "no card: nothing is served (`comfort promote VERSION` moves it to a listed one)",
+            file=sys.stderr,
+        )
     return rows
 
 

@@ -288,6 +288,14 @@ def interrupted(result: Any) -> bool:
     )
 
 
+def _record_cancelled(dagster_instance: dg.DagsterInstance, run_id: str) -> None:
+    """Dagster records a run ended by Ctrl-C as failed; the person stopped it, so the UI
+    (and the run-failure notifier) should see it canceled."""
+    run = dagster_instance.get_run_by_id(run_id)
+    if run is not None:
+        dagster_instance.report_run_canceled(run, message="Interrupted: Ctrl-C in `comfort`")
+
+
 def launch(
     defs: dg.Definitions,
     job_name: str,
@@ -332,10 +340,11 @@ def launch(
                 resources={"progress": RichProgressReporter()},
                 raise_on_error=False,
             )
+            if interrupted(result):
+                _record_cancelled(dagster_instance, run_id)
+                raise KeyboardInterrupt
     finally:
         _display = None
-    if interrupted(result):
-        raise KeyboardInterrupt
     return Outcome(
         run_id=run_id,
         job=job_name,

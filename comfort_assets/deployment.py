@@ -56,6 +56,16 @@ def number_setting(name: str, default: float, minimum: float = 0.0) -> float:
     return value
 
 
+def whole_number_setting(name: str, default: int, minimum: int = 0) -> int:
+    """A whole number ≥ ``minimum`` from the environment (unset or empty: ``default``);
+    ``1.5`` workers is a mistake to name, not to truncate."""
+    value = number_setting(name, default, minimum)
+    if not value.is_integer():
+        text = os.environ.get(name, "")
+        raise SettingError(f"{name} must be a whole number ≥ {minimum}, got {text[:40]!r}")
+    return int(value)
+
+
 def environment() -> str:
     env = os.environ.get("COMFORT_ENV", "local")
     if env not in ENVIRONMENTS:
@@ -210,7 +220,7 @@ def weather_source() -> WeatherSource:
     from comfort_assets.resources.connectors import KmaAsosWeatherSource, OpenMeteoWeatherSource
 
     if kind == "open-meteo":
-        stations = os.environ.get("COMFORT_OPEN_METEO_STATIONS", "SEOUL=37.5714:126.9658")
+        stations = os.environ.get("COMFORT_OPEN_METEO_STATIONS") or "SEOUL=37.5714:126.9658"
         url = os.environ.get("COMFORT_OPEN_METEO_URL")
         return OpenMeteoWeatherSource(
             stations=_open_meteo_stations(stations), **({"base_url": url} if url else {})
@@ -256,7 +266,7 @@ def check_settings(needs: str = "everything") -> None:
     check_weather_settings(key=needs == "everything", contents=needs == "everything")
     folders()
     # the `bento` step imports the service, which refuses these at import
-    number_setting("COMFORT_SERVING_WORKERS", 1, minimum=1)
+    whole_number_setting("COMFORT_SERVING_WORKERS", 1, minimum=1)
     number_setting("COMFORT_RELOAD_SECONDS", 2.0)
     if needs == "definitions":
         return

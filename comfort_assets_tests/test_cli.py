@@ -209,6 +209,7 @@ SETTING_MISTAKES = {
         "COMFORT_START_DATE",
     ),
     "no serving workers": ({"COMFORT_SERVING_WORKERS": "0"}, "COMFORT_SERVING_WORKERS"),
+    "half a serving worker": ({"COMFORT_SERVING_WORKERS": "1.5"}, "COMFORT_SERVING_WORKERS"),
     "negative reload": ({"COMFORT_RELOAD_SECONDS": "-5"}, "COMFORT_RELOAD_SECONDS"),
     "relative Dagster home": ({"DAGSTER_HOME": "relative/dagster"}, "DAGSTER_HOME"),
     "Dagster home is a file": ({"DAGSTER_HOME": "/etc/passwd"}, "DAGSTER_HOME"),
@@ -521,6 +522,9 @@ def test_ctrl_c_during_a_run_is_one_line_and_exit_130(tmp_path):
     assert "✓ raw_weather" in "".join(shown)
     assert errors == "comfort: interrupted\n"
     assert "Traceback" not in rest
+    with dg.DagsterInstance.from_config(str(tmp_path / "dagster")) as instance:
+        (stopped,) = instance.get_runs()
+        assert stopped.status == dg.DagsterRunStatus.CANCELED
 
 
 def test_a_step_that_yields_nothing_is_not_shown_as_done(tmp_path, monkeypatch, capsys):
@@ -587,3 +591,16 @@ def test_models_lists_what_it_can_read_around_damaged_files(home, capsys):
     assert "weather-predictor-002" in captured.out and "card.json is unreadable" in captured.out
     assert "scratch" not in captured.out
     assert captured.err.startswith("comfort: warning: ") and "comfort promote" in captured.err
+
+
+def test_models_warns_when_the_pointer_names_an_unlisted_version(home, capsys):
+    pointer = {"version": "weather-predictor-042", "history": [], "reason": "by hand"}
+    (home / "store" / "models" / "champion.json").write_text(json.dumps(pointer))
+    assert cli.main(["models"]) == 0
+    captured = capsys.readouterr()
+    assert not any(line.startswith("* weather") for line in captured.out.splitlines())
+    assert "'weather-predictor-042', which has no card" in captured.err
+    (home / "store" / "models" / "champion.json").write_text(
+        json.dumps({**pointer, "version": "weather-predictor-001"})
+    )
+    assert cli.main(["models"]) == 0 and capsys.readouterr().err == ""

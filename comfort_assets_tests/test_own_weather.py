@@ -220,6 +220,15 @@ def test_data_outside_every_partition_names_both_spans():
         )
 
 
+def test_empty_station_lists_mean_the_default_places(monkeypatch):
+    monkeypatch.setenv("COMFORT_SOURCE", "open-meteo")
+    monkeypatch.setenv("COMFORT_OPEN_METEO_STATIONS", "")
+    assert deployment.weather_source().stations == {"SEOUL": [37.5714, 126.9658]}
+    monkeypatch.setenv("COMFORT_SOURCE", "kma")
+    monkeypatch.setenv("COMFORT_KMA_STATIONS", "")
+    assert deployment.weather_source().station_ids == [108]
+
+
 def test_unknown_source_and_missing_file_are_named(monkeypatch):
     monkeypatch.setenv("COMFORT_SOURCE", "csv")
     with pytest.raises(ValueError, match="COMFORT_SOURCE must be one of"):

@@ -22,6 +22,8 @@ from sqlalchemy.exc import IntegrityError
 from comfort_assets.resources import prediction_store
 from comfort_assets.resources.prediction_store import (
     BUSY_TIMEOUT_MS,
+    CLOCK_SKEW,
+    ActualTooEarly,
     PredictionStore,
     PredictionWriter,
     new_prediction_id,
@@ -83,7 +85,7 @@ def test_insert_get_read_round_trip(store):
 
 def test_feedback_is_idempotent_and_unknown_ids_are_none(store):
     store.create()
-    r = row()
+    r = row(valid_at=datetime.now(UTC) - timedelta(hours=1))
     store.insert([r])
     first = store.record_feedback(r["id"], actual_di=73.0)
     second = store.record_feedback(r["id"], actual_di=73.0)
@@ -96,6 +98,19 @@ def test_feedback_is_idempotent_and_unknown_ids_are_none(store):
     assert store.record_feedback("missing", actual_di=70.0) is None
     with pytest.raises(ValueError, match="actual_di and/or rating"):
         store.record_feedback(r["id"])
+
+
+def test_an_actual_for_an_hour_to_come_is_refused_and_a_rating_is_not(store):
+    store.create()
+    r = row()  # valid in three hours
+    store.insert([r])
+    with pytest.raises(ActualTooEarly, match=r"actual_di: .*valid at .*has not come yet"):
+        store.record_feedback(r["id"], actual_di=73.0)
+    assert store.get(r["id"])["actual_di"] is None
+    assert store.record_feedback(r["id"], rating=3)["rating"] == 3
+    soon = row(valid_at=datetime.now(UTC) + CLOCK_SKEW / 2)  # a caller's clock a bit ahead
+    store.insert([soon])
+    assert store.record_feedback(soon["id"], actual_di=73.0)["actual_di"] == 73.0
 
 
 def test_group_commit_keeps_every_row_under_concurrency(store):

@@ -422,6 +422,18 @@ def test_feedback_round_trip_is_idempotent_and_404s_unknown_ids(client, body, st
     assert len(huge_id.text) < 1000  # neither the answer nor (see below) the log echoes it
 
 
+def test_an_actual_before_the_valid_hour_is_a_409_and_a_rating_is_welcome(client, body, store):
+    this_hour = pd.Timestamp.now(tz="UTC").floor("h")
+    current = {**body, "observed_until": this_hour.isoformat()}
+    prediction_id = client.post("/predict", json={"requests": [current]}).json()[0]["prediction_id"]
+    early = client.post("/feedback", json={"prediction_id": prediction_id, "actual_di": 70.0})
+    assert early.status_code == 409, early.text
+    assert early.json()["error"].startswith("actual_di: this forecast is valid at")
+    assert store.get(prediction_id)["actual_di"] is None
+    rated = client.post("/feedback", json={"prediction_id": prediction_id, "rating": 3})
+    assert rated.status_code == 200 and rated.json()["rating"] == 3
+
+
 def test_model_info_and_health_endpoints(client, serving_home):
     info = client.post("/model_info", json={}).json()
     registry = registry_at(serving_home)

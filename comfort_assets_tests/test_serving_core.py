@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import sqlite3
 import subprocess
@@ -28,6 +29,7 @@ from comfort_assets.serving.core import (
     Unavailable,
     request_payload,
 )
+from comfort_assets.serving.guard import ClientErrorBudget
 from comfort_assets.serving.schemas import ForecastRequest
 from comfort_assets_tests.serving_fixtures import (
     bench_module,
@@ -548,3 +550,29 @@ def test_a_process_whose_bentoml_settled_on_another_home_still_builds_where_aske
     assert tag == f"comfort_forecast:{version}"
     assert Path(path).is_relative_to(wanted / "bentos") and (Path(path) / "bento.yaml").exists()
     assert not list((elsewhere / "bentos").glob("comfort_forecast/*"))
+
+
+def test_client_error_lines_are_budgeted_and_the_held_back_ones_counted():
+    now = [0.0]
+    budget = ClientErrorBudget(per_minute=3, clock=lambda: now[0])
+
+    def line(message: str, client_error: bool = True) -> logging.LogRecord:
+        record = logging.LogRecord("x", logging.INFO, __file__, 1, message, None, None)
+        if client_error:
+            record.client_error = True
+        return record
+
+    passed = [budget.filter(line(f"rejected /predict: 400 #{i}")) for i in range(5)]
+    assert passed == [True, True, True, False, False]
+    assert budget.filter(line("champion reloaded", client_error=False))  # never budgeted
+    now[0] = 59.0
+    assert not budget.filter(line("rejected /predict: 400 #5"))
+    now[0] = 60.0  # a new minute: the next line says how many were held back
+    told = line("rejected /predict: 400 #6")
+    assert budget.filter(told)
+    assert told.getMessage() == (
+        "rejected /predict: 400 #6 (and 3 client errors not logged before this one: "
+        "at most 3 lines a minute)"
+    )
+    following = line("rejected /predict: 400 #7")
+    assert budget.filter(following) and following.getMessage() == "rejected /predict: 400 #7"

@@ -23,7 +23,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -186,6 +186,21 @@ def _table(name: str) -> sa.Table:
         sa.Column("rating", sa.Integer),
         sa.Column("feedback_at", sa.DateTime(timezone=True)),
     )
+
+
+#: How far ahead of this clock a caller's clock may run when it sends an hour's actual DI.
+CLOCK_SKEW = timedelta(minutes=5)
+
+
+class ActualTooEarly(ValueError):
+    """An actual DI sent before the hour it describes."""
+
+    def __init__(self, valid_at: datetime) -> None:
+        super().__init__(
+            f"actual_di: this forecast is valid at {valid_at:%Y-%m-%dT%H:%MZ}, "
+            "which has not come yet; send the observed DI after that hour"
+        )
+        self.valid_at = valid_at
 
 
 class PredictionStore(dg.ConfigurableResource):
@@ -358,7 +373,9 @@ class PredictionStore(dg.ConfigurableResource):
     ) -> dict[str, Any] | None:
         """Set the actual DI and/or the rating; None for an unknown id. Idempotent: the same
         feedback twice leaves the same row, `feedback_at` included (a retried call changes
-        nothing); a different value replaces the earlier one and moves `feedback_at`."""
+        nothing); a different value replaces the earlier one and moves `feedback_at`. An
+        actual DI for an hour still to come is refused (`ActualTooEarly`): monitoring would
+        score the forecast against it."""
         if actual_di is None and rating is None:
             raise ValueError("feedback needs actual_di and/or rating")
         values: dict[str, Any] = {}
@@ -368,11 +385,18 @@ class PredictionStore(dg.ConfigurableResource):
             values["rating"] = int(rating)
         table = self.schema
         changes = sa.or_(*(table.c[name].is_distinct_from(value) for name, value in values.items()))
+        now = datetime.now(UTC)
         with self.engine.begin() as connection:
+            if actual_di is not None:
+                valid_at = connection.execute(
+                    sa.select(table.c.valid_at).where(table.c.id == prediction_id)
+                ).scalar()
+                if valid_at is not None and _as_utc(valid_at) > now + CLOCK_SKEW:
+                    raise ActualTooEarly(_as_utc(valid_at))
             connection.execute(
                 table.update()
                 .where(table.c.id == prediction_id, changes)
-                .values(**values, feedback_at=datetime.now(UTC))
+                .values(**values, feedback_at=now)
             )
             row = connection.execute(sa.select(table).where(table.c.id == prediction_id)).first()
         return None if row is None else _in_utc(row._mapping)
@@ -410,13 +434,18 @@ _STOP = object()
 _TIMES = ("created_at", "valid_at", "feedback_at")
 
 
+def _as_utc(moment: datetime) -> datetime:
+    """SQLite hands times back without a zone; they were stored in UTC."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
 def _in_utc(row: Mapping[str, Any]) -> dict[str, Any]:
-    """A row with its times in UTC: SQLite hands them back without a zone."""
+    """A row with its times in UTC."""
     out = dict(row)
     for name in _TIMES:
         moment = out.get(name)
         if isinstance(moment, datetime):
-            out[name] = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+            out[name] = _as_utc(moment)
     return out
 
 

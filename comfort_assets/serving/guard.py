@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import os
 import resource
 import signal
@@ -264,7 +265,7 @@ class Guard:
         headers = dict(scope["headers"])
         problem = _unsupported_body(scope["headers"], headers)
         if problem is not None:
-            log.info("rejected %s: 415 %s", scope["path"], problem)
+            log.info("rejected %s: 415 %s", scope["path"], problem, extra=CLIENT_ERROR)
             await _answer(send, 415, {"error": problem}, "application/json")
             return
         declared = headers.get(b"content-length")
@@ -301,7 +302,7 @@ class Guard:
         """413; ``declared``: the Content-Length (None for a chunked body)."""
         size = "" if declared is None else f"{declared} bytes, "
         why = f"body: {size}over the limit of {self.max_body} bytes"
-        log.info("rejected %s: 413 %s", scope["path"], why)
+        log.info("rejected %s: 413 %s", scope["path"], why, extra=CLIENT_ERROR)
         await _answer(send, 413, {"error": why}, "application/json")
 
 
@@ -322,6 +323,12 @@ def _summary(error: BaseException) -> str | None:
     return None
 
 
+#: ``extra=`` of a log line about a client's error, counted against `ClientErrorBudget`.
+CLIENT_ERROR = {"client_error": True}
+#: Client-error lines logged a minute, at most; the rest are counted, not written.
+CLIENT_ERROR_LINES_PER_MINUTE = 600
+
+
 class ClientErrorsAsInfo(logging.Filter):
     """Turns BentoML's "Exception on PATH [METHOD]" ERROR records for 4xx answers into one
     INFO line; server errors keep their traceback."""
@@ -334,17 +341,71 @@ class ClientErrorsAsInfo(logging.Filter):
             record.levelno, record.levelname = logging.INFO, "INFO"
             record.msg, record.args = "rejected %s: %s", (path, summary)
             record.exc_info, record.exc_text = None, None
+            record.client_error = True
         return True
 
 
+class ClientErrorBudget(logging.Filter):
+    """At most ``per_minute`` client-error lines a minute: one line per bad request is what
+    a person reads, but a client sending nothing but bad requests could otherwise write
+    ~650 KB of log a second. The lines held back are counted and the count is told on the
+    next line logged (``/metrics`` counts every answer by status regardless)."""
+
+    def __init__(
+        self,
+        per_minute: int = CLIENT_ERROR_LINES_PER_MINUTE,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__()
+        self.per_minute, self.clock = per_minute, clock
+        self.minute_started, self.logged, self.held_back = -math.inf, 0, 0
+        self.lock = threading.Lock()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not getattr(record, "client_error", False):
+            return True
+        with self.lock:
+            now = self.clock()
+            if now - self.minute_started >= 60.0:
+                self.minute_started, self.logged = now, 0
+            if self.logged >= self.per_minute:
+                self.held_back += 1
+                return False
+            self.logged += 1
+            held_back, self.held_back = self.held_back, 0
+        if held_back:
+            record.msg = (
+                f"{record.getMessage()} (and {held_back} client errors not logged before "
+                f"this one: at most {self.per_minute} lines a minute)"
+            )
+            record.args = None
+        return True
+
+
+#: The loggers that write client-error lines: BentoML's request errors, this guard's, and
+#: the service's own (a /feedback 404 or 409).
+_CLIENT_ERROR_LOGGERS = (
+    "bentoml._internal.server.http_app",
+    __name__,
+    "comfort_assets.serving.service",
+)
+
+
 def quiet_client_errors() -> None:
-    """Install `ClientErrorsAsInfo` on the logger BentoML reports request errors with, and
-    let the service's own INFO lines (the rejections this guard answers) through: BentoML
-    sets only its own loggers to INFO."""
+    """Install `ClientErrorsAsInfo` on the logger BentoML reports request errors with, one
+    `ClientErrorBudget` on every logger that writes client-error lines, and let the
+    service's own INFO lines (the rejections this guard answers) through: BentoML sets only
+    its own loggers to INFO."""
     logging.getLogger("comfort_assets").setLevel(logging.INFO)
-    logger = logging.getLogger("bentoml._internal.server.http_app")
-    if not any(isinstance(f, ClientErrorsAsInfo) for f in logger.filters):
-        logger.addFilter(ClientErrorsAsInfo())
+    bentoml_errors = logging.getLogger(_CLIENT_ERROR_LOGGERS[0])
+    if not any(isinstance(f, ClientErrorsAsInfo) for f in bentoml_errors.filters):
+        bentoml_errors.addFilter(ClientErrorsAsInfo())
+    budget = ClientErrorBudget()
+    for name in _CLIENT_ERROR_LOGGERS:
+        logger = logging.getLogger(name)
+        for old in [f for f in logger.filters if isinstance(f, ClientErrorBudget)]:
+            logger.removeFilter(old)
+        logger.addFilter(budget)
 
 
 def die_with_parent(interval_s: float = 0.5) -> None:
@@ -539,7 +600,7 @@ def _head_timed_out(connection: Any) -> None:
 def _refuse(connection: Any, status: int, why: str) -> None:
     """Answer ``status`` with ``{"error": why}`` and close, outside any request cycle."""
     if status != 503:  # the capacity is logged when it is reached
-        log.info("refused a connection: %d %s", status, why)
+        log.info("refused a connection: %d %s", status, why, extra=CLIENT_ERROR)
     body = json.dumps({"error": why}).encode()
     retry = b"retry-after: 1\r\n" if status == 503 else b""
     connection.transport.write(

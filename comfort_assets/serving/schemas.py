@@ -257,6 +257,15 @@ def document_errors(spec: dict[str, Any]) -> dict[str, Any]:
                     answers.setdefault(status, {"description": description, "content": error})
             elif path == "/readyz":
                 answers.setdefault("503", _NOT_READY)
+            if path == "/feedback":
+                answers.setdefault(
+                    "409",
+                    {
+                        "description": "Conflict: an actual_di sent before the forecast's "
+                        "valid_at (the hour has not come yet)",
+                        "content": error,
+                    },
+                )
     return spec
 
 

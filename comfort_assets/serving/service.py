@@ -42,7 +42,8 @@ from bentoml.validators import ContentType
 from pydantic import TypeAdapter
 from starlette.responses import JSONResponse, Response
 
-from comfort_assets.deployment import SettingError, number_setting
+from comfort_assets.deployment import SettingError, number_setting, whole_number_setting
+from comfort_assets.resources.prediction_store import ActualTooEarly
 from comfort_assets.serving.core import (
     DEFAULT_RELOAD_SECONDS,
     Forecaster,
@@ -52,6 +53,7 @@ from comfort_assets.serving.core import (
     brief,
 )
 from comfort_assets.serving.guard import (
+    CLIENT_ERROR,
     MAX_BODY_BYTES,
     REQUEST_TIMEOUT_S,
     Guard,
@@ -75,7 +77,7 @@ log = logging.getLogger(__name__)
 _FORECASTS = TypeAdapter(list[Forecast])
 try:  # read when `bentoml serve` imports this: a bad value is one line and an exit, not a
     # worker that fails its start and is restarted forever
-    WORKERS = int(number_setting("COMFORT_SERVING_WORKERS", 1, minimum=1))
+    WORKERS = whole_number_setting("COMFORT_SERVING_WORKERS", 1, minimum=1)
     number_setting("COMFORT_RELOAD_SECONDS", DEFAULT_RELOAD_SECONDS)
 except SettingError as error:
     sys.exit(f"comfort service: {error}")
@@ -150,18 +152,22 @@ class ComfortForecast:
     async def feedback(self, body: FeedbackBody, /) -> FeedbackAck:
         """Attach feedback to a prediction: the observed DI at valid_at (`actual_di`) and/or
         a felt-comfort `rating`, at least one of the two. Idempotent: the same feedback twice
-        leaves the same row, a later value replaces an earlier one. 404 for an unknown id."""
+        leaves the same row, a later value replaces an earlier one. 404 for an unknown id;
+        409 for an `actual_di` sent before the forecast's valid_at."""
         store = self.forecaster.store
         try:
             row = await asyncio.to_thread(
                 store.record_feedback, body.prediction_id, body.actual_di, body.rating
             )
+        except ActualTooEarly as error:
+            log.info("rejected /feedback: 409 %s", error, extra=CLIENT_ERROR)
+            return _error(409, error)
         except Exception as error:  # the store, not the caller: 503, and never the id
             log.warning("feedback not recorded: prediction store: %s", brief(error))
             return _error(503, f"prediction store: {brief(error)}")
         if row is None:  # BentoML's NotFound answers a list, not the documented object
             why = f"prediction_id …{body.prediction_id[-8:]}: no such prediction"
-            log.info("rejected /feedback: 404 %s", why)
+            log.info("rejected /feedback: 404 %s", why, extra=CLIENT_ERROR)
             return _error(404, why)
         return FeedbackAck(
             prediction_id=body.prediction_id,
