@@ -73,8 +73,8 @@ def probe_logged(probe: pd.DataFrame, prediction_store: PredictionStore) -> dict
     prediction_store.create()
     now = datetime.now(UTC)
     prediction_store.insert([{
-        "id": prediction_id, "created_at": now, "station": "108",
-        "valid_at": now + timedelta(hours=3), "horizon_h": 3,
+        "id": prediction_id, "created_at": now - timedelta(hours=4), "station": "108",
+        "valid_at": now - timedelta(hours=1), "horizon_h": 3,
         "model_version": "weather-predictor-001", "features": {"di_now": 70.5},
         "prediction": float(probe["di"].mean()),
     }])
