@@ -210,7 +210,7 @@ def _is_environ(node: ast.AST) -> bool:
 
 def variables_read_by_the_code() -> set[str]:
     """Names passed to os.environ.get / os.environ[...] / os.getenv / dg.EnvVar /
-    number_setting."""
+    number_setting / whole_number_setting."""
     trees = [ast.parse(p.read_text()) for p in (ROOT / "comfort_assets").rglob("*.py")]
     constants = {k: v for tree in trees for k, v in _constants(tree).items()}
     names: set[str] = set()
@@ -225,7 +225,7 @@ def variables_read_by_the_code() -> set[str]:
                     and _is_environ(func.value)
                 ) or (
                     getattr(func, "attr", getattr(func, "id", None))
-                    in {"getenv", "EnvVar", "number_setting"}
+                    in {"getenv", "EnvVar", "number_setting", "whole_number_setting"}
                 ):
                     arg = node.args[0]
             elif isinstance(node, ast.Subscript) and _is_environ(node.value):
