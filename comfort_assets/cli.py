@@ -355,6 +355,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("comfort: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `comfort models | head -1`: the reader has all it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # as a shell reports a command ended by SIGPIPE
 
 
 def console() -> NoReturn:

@@ -9,6 +9,7 @@ deployment goes through the deployment's object store resource. The layout is th
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sys
@@ -74,10 +75,7 @@ def champion_pointer(store: ReadableStore) -> dict[str, Any] | None:
     except ValueError:
         pointer = None
     if not isinstance(pointer, dict) or not isinstance(pointer.get("version"), str):
-        print(
-            f"comfort: warning: {key} names no version (`comfort promote VERSION` rewrites it)",
-            file=sys.stderr,
-        )
+        _warn(f"{key} names no version (`comfort promote VERSION` rewrites it)")
         return None
     return pointer
 
@@ -134,7 +132,8 @@ def list_models(store: ReadableStore | None = None) -> list[dict[str, Any]]:
     pointer = champion_pointer(store)
     champion = pointer["version"] if pointer else None
     rows = []
-    for card in cards(store):
+    registered = cards(store)
+    for card in registered:
         metrics = _mapping(card.get("metrics"))
         promotion = _mapping(card.get("promotion"))
         rows.append(
@@ -150,15 +149,44 @@ def list_models(store: ReadableStore | None = None) -> list[dict[str, Any]]:
                 "promoted": promotion.get("promoted"),
                 "reason": _text(promotion.get("reason")),
                 "members": [_member_name(m) for m in _sequence(card.get("members"))],
+                "champion_reason": _text(pointer.get("reason"))
+                if pointer and card["version"] == champion
+                else None,
             }
         )
-    if champion is not None and not any(row["champion"] for row in rows):
-        print(
-            f"comfort: warning: the champion pointer names {_short(champion, 40)!r}, which has "
-            "no card: nothing is served (`comfort promote VERSION` moves it to a listed one)",
-            file=sys.stderr,
+    starred = next((card for card in registered if card["version"] == champion), None)
+    if champion is not None and starred is None:
+        _warn(
+            f"the champion pointer names {_short(champion, 40)!r}, which has no card: a "
+            "service started now has no champion (`comfort promote VERSION` moves it to a "
+            "listed one)"
+        )
+    elif starred is not None and (problem := files_problem(store, starred)):
+        _warn(
+            f"the champion {champion} cannot be loaded ({problem}): a running service keeps "
+            "the model it had, a new one has none (`comfort promote VERSION` or `comfort "
+            "rollback` moves the pointer)"
         )
     return rows
+
+
+def files_problem(store: ReadableStore, card: dict[str, Any]) -> str | None:
+    """Why a version's files do not match its card (missing, or another sha256), or None;
+    the registry refuses such a model on load, and the listing should say so first."""
+    recorded = card.get("sha256")
+    if not isinstance(recorded, dict) or not recorded:
+        return "its card lists no sha256 of its files"
+    for name, expected in recorded.items():
+        key = f"{MODELS_PREFIX}/{card['version']}/{name}"
+        if not store.exists(key):
+            return f"{name} is missing"
+        if hashlib.sha256(store.get_bytes(key)).hexdigest() != expected:
+            return f"{name} does not match the sha256 its card recorded"
+    return None
+
+
+def _warn(message: str) -> None:
+    print(f"comfort: warning: {message}", file=sys.stderr)
 
 
 def _number(value: Any, spec: str) -> str:
@@ -167,7 +195,10 @@ def _number(value: Any, spec: str) -> str:
 
 def _note(row: dict[str, Any]) -> str:
     notes = []
-    if row["promoted"] is False:
+    if row["champion"] and row["promoted"] is False:  # moved there by hand, after losing
+        notes.append(f"champion: {_short(row['champion_reason'] or 'by hand', 40)}")
+        notes.append(f"its evaluation rejected it: {_short(row['reason'] or 'no reason')}")
+    elif row["promoted"] is False:
         notes.append(f"rejected: {_short(row['reason'] or 'no reason recorded')}")
     if row["members"]:
         notes.append("members: " + ", ".join(row["members"]))

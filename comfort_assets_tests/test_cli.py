@@ -63,6 +63,9 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     ]
     for card in cards:
         (models / card["version"]).mkdir(parents=True)
+        model = card["version"].encode()  # the files' bytes stand in for a model
+        (models / card["version"] / "member-0.ubj").write_bytes(model)
+        card["sha256"] = {"member-0.ubj": hashlib.sha256(model).hexdigest()}
         (models / card["version"] / "card.json").write_text(json.dumps(card))
     pointer = {"version": "weather-predictor-001", "history": [], "reason": "first"}
     (models / "champion.json").write_text(json.dumps(pointer))
@@ -604,3 +607,36 @@ def test_models_warns_when_the_pointer_names_an_unlisted_version(home, capsys):
         json.dumps({**pointer, "version": "weather-predictor-001"})
     )
     assert cli.main(["models"]) == 0 and capsys.readouterr().err == ""
+    (home / "store" / "models" / "weather-predictor-001" / "member-0.ubj").write_bytes(b"x")
+    assert cli.main(["models"]) == 0
+    warning = capsys.readouterr().err
+    assert "the champion weather-predictor-001 cannot be loaded (member-0.ubj does not match" in (
+        warning
+    )
+
+
+def test_a_champion_promoted_by_hand_after_losing_says_so(home, capsys):
+    pointer = {"version": "weather-predictor-002", "history": [], "reason": "promoted by hand"}
+    (home / "store" / "models" / "champion.json").write_text(json.dumps(pointer))
+    assert cli.main(["models"]) == 0
+    (row,) = [line for line in capsys.readouterr().out.splitlines() if "-002" in line]
+    assert row.startswith("* ") and "champion: promoted by hand; its evaluation rejected it" in row
+
+
+def test_a_reader_that_stops_early_gets_no_traceback(home):
+    """`comfort models | head -1` on a long listing: the reader is gone before the rest is
+    written. A pipe whose reading end is closed fails every write, as after `head`."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        listing = subprocess.run(
+            [sys.executable, "-m", "comfort_assets.cli", "models"],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "COMFORT_HOME": str(home), "COMFORT_ENV": "local"},
+            timeout=60,
+        )
+    finally:
+        os.close(write_end)
+    assert listing.returncode == 141 and listing.stderr == ""

@@ -96,6 +96,10 @@ def test_a_tampered_champion_is_refused_and_the_old_one_keeps_serving(home, clea
         failures = [r for r in caplog.records if "cannot be loaded" in r.getMessage()]
         assert len(failures) == 1 and ModelIntegrityError.__name__ in failures[0].getMessage()
         assert failures[0].exc_info is None  # one line, no traceback
+        info = served.model_info()  # and /model_info tells whoever looks
+        assert info.version == first and ModelIntegrityError.__name__ in info.pointer_problem
+        member.write_bytes(member.read_bytes()[: -len(b"tampered")])
+        assert served.refresh() and served.model_info().pointer_problem is None
     finally:
         served.close()
 

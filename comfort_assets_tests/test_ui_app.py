@@ -147,6 +147,59 @@ def test_pasted_observations_are_forecast_and_bad_text_is_explained(fake, clean)
     assert len(fake.bodies("/predict")) == 1
 
 
+def test_a_station_name_is_shown_as_text_not_markup(fake, clean):
+    request = request_payload(clean, "LGA", datetime(2013, 7, 7, 6, tzinfo=UTC))
+    request["station"] = "<img src=x onerror=alert(1)>"
+    app = page()
+    app.radio(key="source").set_value("Paste a request (JSON)").run()
+    app.text_area(key="pasted").set_value(json.dumps(request))
+    headline = texts(forecast(app).markdown)
+    assert "&lt;img src=x onerror=alert(1)&gt; at 2013-07-07 09:00 UTC" in headline
+    assert "<img" not in headline
+
+
+def test_another_server_on_the_port_is_a_problem_not_a_crash(fake):
+    fake.model_info = {}
+    app = page()
+    message = texts(app.sidebar.error)
+    assert "answered, but not as the forecast service does" in message
+    assert "the answer has no version, horizon_h, stations" in message
+    assert app.selectbox(key="station").value == "EWR"  # the page goes on
+
+
+def test_a_champion_pointer_the_service_cannot_follow_is_shown(fake):
+    fake.model_info = {
+        "version": VERSION,
+        "horizon_h": 3,
+        "stations": ["JFK"],
+        "pointer_problem": "ModelIntegrityError: sha256 of member-0.ubj does not match",
+    }
+    warning = texts(page().sidebar.warning)
+    assert f"keeps serving {VERSION}: ModelIntegrityError: sha256" in warning
+
+
+def test_the_page_opens_on_the_last_day_with_weather_and_its_stations(
+    fake, tmp_path, clean, monkeypatch
+):
+    """The last partition of a source can be empty (the bundled year's is), and a station
+    can be missing on a day: the page offers what the chosen day holds."""
+    last = LAST_DAY.date()
+    no_lga_on_the_last_day = (clean["station"] != "LGA") | (clean["time_utc"].dt.date != last)
+    ingest(tmp_path, clean[no_lga_on_the_last_day])
+    empty = clean.iloc[:0].to_parquet()
+    (tmp_path / "store" / "assets" / "clean_weather" / "2013-07-09.parquet").write_bytes(empty)
+    monkeypatch.setenv("COMFORT_HOME", str(tmp_path))
+    app = page()
+    day = app.date_input(key="day")
+    assert (day.value, day.max) == (last, date(2013, 7, 9))
+    assert app.selectbox(key="station").options == ["EWR", "JFK"]
+    day.set_value(date(2013, 7, 7)).run()
+    assert app.selectbox(key="station").options == ["EWR", "JFK", "LGA"]
+    day.set_value(date(2013, 7, 9)).run()
+    assert not app.selectbox(key="station").options
+    assert "No ingested weather on 2013-07-09" in texts(app.info)
+
+
 def test_recent_predictions_show_actuals_and_errors_and_monitoring_waits(fake, home, clean):
     store = PredictionStore(url=f"sqlite:///{home / 'predictions.db'}")
     store.create()

@@ -216,13 +216,14 @@ def test_clean_weather_is_read_across_daily_partitions(tmp_path, clean):
 def test_no_prediction_table_is_an_empty_list(tmp_path):
     store = PredictionStore(url=f"sqlite:///{tmp_path / 'predictions.db'}")
     since = datetime.now(UTC) - timedelta(days=1)
-    assert data.recent_predictions(store, since).empty
+    nothing, none = data.recent_predictions(store, since)
+    assert nothing.empty and none == 0
     store.create()
     store.insert(
         [
             {
                 "id": f"p{i}",
-                "created_at": datetime.now(UTC),
+                "created_at": datetime.now(UTC) - timedelta(seconds=3 - i),
                 "station": "JFK",
                 "valid_at": UNTIL,
                 "horizon_h": 3,
@@ -233,8 +234,9 @@ def test_no_prediction_table_is_an_empty_list(tmp_path):
             for i in range(3)
         ]
     )
-    recent = data.recent_predictions(store, since, limit=2)
-    assert recent["id"].tolist() == ["p1", "p2"]
+    recent, total = data.recent_predictions(store, since, limit=2)
+    assert recent["id"].tolist() == ["p1", "p2"] and total == 3
+    assert "features" not in recent.columns and str(recent["valid_at"].dt.tz) == "UTC"
 
 
 def test_monitoring_reports_are_read_only_when_present(tmp_path):
@@ -280,10 +282,25 @@ def test_monitoring_reports_get_a_headline_from_their_columns():
     )
     assert logic.report_headline(quality) == "44 of 48 station-hours observed, 3 rows quarantined"
     assert logic.report_headline(pd.DataFrame({"x": [1, 2]})) == "2 rows"
+    waiting = performance.assign(rows=[0, 0], rmse=[float("nan")] * 2, skill=[float("nan")] * 2)
+    assert logic.report_headline(waiting) == "weather-predictor-002: no forecast with an actual yet"
     assert logic.report_headline({"a": 1}) == "a report (not a table)"
 
 
 # --- HTTP -------------------------------------------------------------------------------
+def test_an_answer_of_another_shape_is_a_problem_not_a_crash():
+    keys = ("version", "stations")
+    assert logic.unexpected_answer({"version": "v", "stations": []}, keys, "u") is None
+    assert logic.unexpected_answer([{"version": "v", "stations": []}], keys, "u") is None
+    for other in ({}, [], "<html>", [1], {"version": "v"}):
+        problem = logic.unexpected_answer(other, keys, "http://x/model_info")
+        assert problem is not None and "not as the forecast service does" in problem.title
+    assert logic.unexpected_answer({"version": "v"}, keys, "u").lines[0] == (
+        "the answer has no stations"
+    )
+    assert logic.unexpected_answer({}, (), "u") is None
+
+
 def test_client_turns_refusals_and_silence_into_problems(payload):
     url = f"http://127.0.0.1:{free_port()}"
     down = client.call(url, "/predict", logic.predict_body(payload))

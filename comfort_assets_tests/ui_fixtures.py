@@ -66,6 +66,8 @@ class FakeService:
     calls: list[tuple[str, Any]] = field(default_factory=list)
     predict_error: tuple[int, Any] | None = None
     predictions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: `/model_info`'s answer in place of the usual one (another server, say)
+    model_info: Any = None
 
     def bodies(self, path: str) -> list[Any]:
         return [body for called, body in self.calls if called == path]
@@ -92,6 +94,8 @@ class FakeService:
 
     def answer(self, path: str, body: Any) -> tuple[int, Any]:
         self.calls.append((path, body))
+        if path == "/model_info" and self.model_info is not None:
+            return 200, self.model_info
         if path == "/model_info":
             return 200, {
                 "version": VERSION,

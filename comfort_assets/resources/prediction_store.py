@@ -413,6 +413,24 @@ class PredictionStore(dg.ConfigurableResource):
                 connection.execute(sa.select(sa.func.count()).select_from(self.schema)).scalar()
             )
 
+    def newest(self, since: datetime, limit: int) -> tuple[pd.DataFrame, int]:
+        """The newest ``limit`` predictions created at or after ``since``, oldest first and
+        without their features, and how many were created since then in all: a page shows
+        a screenful, it does not read the store (82,000 rows took 15 s)."""
+        table = self.schema
+        columns = [column for column in table.c if column.name != "features"]
+        recent = table.c.created_at >= since
+        newest_first = sa.select(*columns).where(recent).order_by(table.c.created_at.desc())
+        with self.engine.connect() as connection:
+            total = connection.execute(
+                sa.select(sa.func.count()).select_from(table).where(recent)
+            ).scalar()
+            rows = connection.execute(newest_first.limit(limit)).mappings().all()
+        frame = pd.DataFrame(rows[::-1], columns=[column.name for column in columns])
+        for column in _TIMES:
+            frame[column] = pd.to_datetime(frame[column], utc=True)
+        return frame, int(total or 0)
+
     def read(self, since: datetime | None = None) -> pd.DataFrame:
         """Predictions (optionally created at or after ``since``) for monitoring, oldest first."""
         table = self.schema

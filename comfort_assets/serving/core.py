@@ -264,6 +264,7 @@ class Forecaster:
             registered_at=card.get("registered_at"),
             loaded_at=champion.loaded_at,
             observation_fields={name: name in REQUIRED for name in OBSERVED},
+            pointer_problem=self._champion_problem,
         )
 
     def serving(self) -> Champion:

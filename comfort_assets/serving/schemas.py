@@ -617,3 +617,9 @@ class ModelInfo(BaseModel):
     registered_at: str | None
     loaded_at: datetime
     observation_fields: dict[str, bool] = Field(description="name → required")
+    pointer_problem: str | None = Field(
+        None,
+        description="why the version the champion pointer names cannot be served (a file "
+        "missing or failing its sha256, an unreadable pointer); null when the served version "
+        "is the one it names",
+    )

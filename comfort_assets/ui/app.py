@@ -10,9 +10,10 @@ only lays out: the computing is in `logic`, the HTTP in `client`, the reading in
 
 from __future__ import annotations
 
+import html
 import os
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import altair as alt
 import pandas as pd
@@ -26,6 +27,10 @@ from comfort_assets.ui import client, data, logic
 #: How far after the last observed hour the page looks for the actual DI.
 ACTUAL_LOOKAHEAD_H = 24
 RECENT_DAYS = 30
+#: The newest predictions the recent tab shows and scores (it counts them all).
+RECENT_SHOWN = 500
+#: How many days back from the last ingested day the page looks for one with weather.
+DAYS_BACK_FOR_WEATHER = 7
 RATINGS = {
     1: "1 · comfortable",
     2: "2",
@@ -66,9 +71,32 @@ def weather(storage: str, start: datetime, end: datetime) -> pd.DataFrame:
     return data.clean_weather(deployment.object_store(resolve_env=True), start, end)
 
 
+@st.cache_data(ttl=10, show_spinner=False)
+def recent(storage: str, since: datetime) -> tuple[pd.DataFrame, int]:
+    return data.recent_predictions(
+        deployment.prediction_store(resolve_env=True), since, limit=RECENT_SHOWN
+    )
+
+
 @st.cache_data(ttl=5, show_spinner=False)
 def model_info(url: str) -> client.Answer:
-    return client.call(url, "/model_info", {}, timeout=3)
+    return client.call(url, "/model_info", {}, timeout=3, keys=("version", "horizon_h", "stations"))
+
+
+def day_weather(day: date) -> pd.DataFrame:
+    start = datetime.combine(day, datetime.min.time(), UTC)
+    return weather(_storage_key(), start, start + timedelta(days=1) - timedelta(microseconds=1))
+
+
+def last_day_with_weather(first: date, last: date) -> date:
+    """The last ingested day that holds observations (the last partition of a source's
+    span may hold none: the bundled year's last UTC day is empty)."""
+    day = last
+    while day > max(first, last - timedelta(days=DAYS_BACK_FOR_WEATHER)):
+        if not day_weather(day).empty:
+            return day
+        day -= timedelta(days=1)
+    return day
 
 
 def show_problem(problem: logic.Problem, where: object = st) -> None:
@@ -90,6 +118,11 @@ with st.sidebar:
             f"Serving **{info.data['version']}**, {info.data['horizon_h']} h ahead, "
             f"stations {', '.join(info.data['stations'])}"
         )
+        if info.data.get("pointer_problem"):
+            st.warning(
+                "The champion pointer names a version the service cannot load, so it keeps "
+                f"serving {info.data['version']}: {info.data['pointer_problem']}"
+            )
     else:
         show_problem(info.problem, st)
     st.caption(f"Storage: `{_storage_key()}`")
@@ -117,16 +150,18 @@ with forecast_tab:
             first, last = (datetime.fromisoformat(d).date() for d in (days[0], days[-1]))
             # the first day whose 00:00 has a full window of ingested hours before it
             first = min(first + timedelta(days=(WINDOW_HOURS - 1) // 24), last)
-            latest = weather(
-                _storage_key(),
-                datetime.combine(last, datetime.min.time(), UTC),
-                datetime.combine(last, datetime.max.time(), UTC),
-            )
             left, middle, right = st.columns(3)
-            station = left.selectbox("Station", sorted(latest["station"].unique()), key="station")
             day = middle.date_input(
-                "Day (UTC)", value=last, min_value=first, max_value=last, key="day"
+                "Day (UTC)",
+                value=last_day_with_weather(first, last),
+                min_value=first,
+                max_value=last,
+                key="day",
             )
+            stations = sorted(day_weather(day)["station"].unique())
+            station = left.selectbox("Station", stations, key="station")
+            if not stations:
+                st.info(f"No ingested weather on {day:%Y-%m-%d}: pick another day.")
             hour = right.selectbox(
                 "Last observed hour (UTC)",
                 list(range(24)),
@@ -164,7 +199,9 @@ with forecast_tab:
         except logic.InputProblem as problem:
             state.update(view=None, problem=logic.Problem(str(problem)))
         else:
-            answer = client.call(url, "/predict", logic.predict_body(payload))
+            answer = client.call(
+                url, "/predict", logic.predict_body(payload), keys=logic.FORECAST_KEYS
+            )
             if answer.ok:
                 view = logic.forecast_view(payload, answer.data[0])
                 actual = (
@@ -187,10 +224,10 @@ with forecast_tab:
             f"<span style='font-size:2.6rem;font-weight:700'>{view.di:.1f}</span> "
             f"<span style='background:{view.colour};color:white;padding:0.2rem 0.7rem;"
             f"border-radius:1rem;font-weight:600;vertical-align:0.6rem'>{view.band}</span>"
-            f"<br>{view.station} at {view.valid_at:%Y-%m-%d %H:%M} UTC "
+            f"<br>{html.escape(view.station)} at {view.valid_at:%Y-%m-%d %H:%M} UTC "
             f"({view.horizon_h} h ahead): {view.meaning}"
-            f"<br><small>model <b>{view.model_version}</b> · prediction "
-            f"<code>{view.prediction_id}</code></small></div>",
+            f"<br><small>model <b>{html.escape(view.model_version)}</b> · prediction "
+            f"<code>{html.escape(view.prediction_id)}</code></small></div>",
             unsafe_allow_html=True,
         )
         now_di = view.history["di"].dropna()
@@ -291,7 +328,9 @@ with forecast_tab:
                 except logic.InputProblem as problem:
                     state["feedback_answer"] = client.Answer(problem=logic.Problem(str(problem)))
                 else:
-                    state["feedback_answer"] = client.call(url, "/feedback", body)
+                    state["feedback_answer"] = client.call(
+                        url, "/feedback", body, keys=("actual_di", "rating")
+                    )
         answer = state.get("feedback_answer")
         if answer is not None and answer.ok:
             stored = answer.data
@@ -304,8 +343,8 @@ with forecast_tab:
             show_problem(answer.problem)
 
 with recent_tab:
-    since = datetime.now(UTC) - timedelta(days=RECENT_DAYS)
-    predictions = data.recent_predictions(deployment.prediction_store(resolve_env=True), since)
+    since = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(days=RECENT_DAYS)
+    predictions, logged = recent(_storage_key(), since)
     if predictions.empty:
         st.info(f"No predictions logged in the last {RECENT_DAYS} days: ask for a forecast first.")
     else:
@@ -316,11 +355,19 @@ with recent_tab:
         )
         joined = logic.with_actuals(predictions, actuals)
         numbers = logic.summary(joined)
+        if logged > len(predictions):
+            st.caption(
+                f"{logged:,} predictions were logged in the last {RECENT_DAYS} days; the "
+                f"newest {len(predictions):,} are scored and listed here (the monitoring "
+                "assets score them all)."
+            )
         columns = st.columns(4)
-        columns[0].metric("Predictions", numbers["predictions"])
-        columns[1].metric("With an actual", numbers["with_actual"])
-        columns[2].metric("RMSE", f"{numbers['rmse']:.2f}" if numbers["rmse"] is not None else "—")
-        columns[3].metric("Bias", f"{numbers['bias']:+.2f}" if numbers["bias"] is not None else "—")
+        columns[0].metric("Predictions", f"{logged:,}")
+        of = f" (newest {len(predictions):,})" if logged > len(predictions) else ""
+        columns[1].metric(f"With an actual{of}", numbers["with_actual"])
+        rmse, bias = numbers["rmse"], numbers["bias"]
+        columns[2].metric(f"RMSE{of}", f"{rmse:.2f}" if rmse is not None else "—")
+        columns[3].metric(f"Bias{of}", f"{bias:+.2f}" if bias is not None else "—")
         rolling = logic.rolling_error(joined)
         if rolling.empty:
             st.caption(

@@ -7,7 +7,7 @@ from typing import Any
 
 import requests
 
-from comfort_assets.ui.logic import Problem, http_problem, not_answering
+from comfort_assets.ui.logic import Problem, http_problem, not_answering, unexpected_answer
 
 TIMEOUT_S = 10.0
 
@@ -24,8 +24,16 @@ class Answer:
         return self.problem is None
 
 
-def call(url: str, path: str, body: dict[str, Any], timeout: float = TIMEOUT_S) -> Answer:
-    """POST ``body`` to ``url + path`` (BentoML APIs are all POST with a JSON body)."""
+def call(
+    url: str,
+    path: str,
+    body: dict[str, Any],
+    timeout: float = TIMEOUT_S,
+    keys: tuple[str, ...] = (),
+) -> Answer:
+    """POST ``body`` to ``url + path`` (BentoML APIs are all POST with a JSON body). An
+    answer must be an object holding ``keys`` (or a non-empty list of such objects): another
+    server on that port is a problem to show, not a crash of the page."""
     try:
         response = requests.post(f"{url}{path}", json=body, timeout=timeout)
     except requests.ConnectionError:
@@ -40,4 +48,5 @@ def call(url: str, path: str, body: dict[str, Any], timeout: float = TIMEOUT_S) 
         data = response.text
     if response.status_code >= 400:
         return Answer(problem=http_problem(response.status_code, data, url))
-    return Answer(data=data)
+    problem = unexpected_answer(data, keys, f"{url}{path}")
+    return Answer(problem=problem) if problem else Answer(data=data)

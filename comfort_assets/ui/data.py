@@ -61,14 +61,16 @@ def clean_weather(store: ObjectStore, start: datetime, end: datetime) -> pd.Data
     return clean.loc[inside].sort_values(["station", "time_utc"]).reset_index(drop=True)
 
 
-def recent_predictions(store: PredictionStore, since: datetime, limit: int = 500) -> pd.DataFrame:
-    """The latest ``limit`` predictions created since ``since``; empty if none were logged
-    (no table yet: the service creates it on its first start)."""
+def recent_predictions(
+    store: PredictionStore, since: datetime, limit: int = 500
+) -> tuple[pd.DataFrame, int]:
+    """The newest ``limit`` predictions created since ``since`` (oldest first), and how
+    many there are in all; empty if none were logged (no table yet: the service creates it
+    on its first start)."""
     try:
-        frame = store.read(since=since)
+        return store.newest(since, limit)
     except sa.exc.SQLAlchemyError:
-        return pd.DataFrame(columns=[c.name for c in store.schema.columns])
-    return frame.tail(limit).reset_index(drop=True)
+        return pd.DataFrame(columns=[c.name for c in store.schema.columns]), 0
 
 
 def monitoring_reports(store: ObjectStore) -> dict[str, tuple[str, Any]]:

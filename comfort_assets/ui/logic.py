@@ -178,6 +178,19 @@ def _last_finite(series: pd.Series | None) -> float | None:
     return float(finite.iloc[-1]) if len(finite) else None
 
 
+#: What a forecast in the `/predict` answer holds, as `forecast_view` reads it.
+FORECAST_KEYS = (
+    "prediction_id",
+    "station",
+    "observed_until",
+    "valid_at",
+    "horizon_h",
+    "di_forecast",
+    "band",
+    "model_version",
+)
+
+
 def forecast_view(payload: Mapping[str, Any], forecast: Mapping[str, Any]) -> ForecastView:
     """The service's forecast (one element of the `/predict` answer) with the observed DI
     history and the feels-like temperature at the last observed hour."""
@@ -342,6 +355,21 @@ def summary(joined: pd.DataFrame) -> dict[str, Any]:
 
 
 # --- monitoring -------------------------------------------------------------------------
+def unexpected_answer(data: Any, keys: tuple[str, ...], where: str) -> Problem | None:
+    """A `Problem` if a 2xx answer is not an object with ``keys`` (nor a non-empty list of
+    them), as from another server on the service's port; None if it is."""
+    if not keys:
+        return None
+    first = data[0] if isinstance(data, list) and data else data
+    missing = [key for key in keys if not isinstance(first, dict) or key not in first]
+    if not missing:
+        return None
+    return Problem(
+        f"{where} answered, but not as the forecast service does",
+        (f"the answer has no {', '.join(missing)}", "is the URL that of `bentoml serve`?"),
+    )
+
+
 def report_headline(value: Any) -> str:
     """One sentence on a monitoring report (production performance, feature drift, data
     quality), read from its columns; a report of another shape is only counted."""
@@ -355,6 +383,9 @@ def report_headline(value: Any) -> str:
         lines = []
         for row in overall.itertuples():
             skill = getattr(row, "skill", float("nan"))
+            if not row.rows or not math.isfinite(row.rmse):
+                lines.append(f"{row.model_version}: no forecast with an actual yet")
+                continue
             lines.append(
                 f"{row.model_version}: RMSE {row.rmse:.2f} over {row.rows} forecasts"
                 + (f", skill {skill:+.0%} vs persistence" if math.isfinite(skill) else "")
