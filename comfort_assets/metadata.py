@@ -3,6 +3,7 @@ a model card records."""
 
 from __future__ import annotations
 
+import html
 import subprocess
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -38,9 +39,21 @@ def column_schema(frame: pd.DataFrame) -> dg.MetadataValue:
     return dg.MetadataValue.table_schema(dg.TableSchema(columns=columns))
 
 
-def markdown_table(frame: pd.DataFrame) -> dg.MetadataValue:
-    """A score table as Markdown metadata, four decimals."""
-    return dg.MetadataValue.md(frame.to_markdown(index=False, floatfmt=".4f"))
+def markdown_table(frame: pd.DataFrame, floatfmt: str = ".4f") -> dg.MetadataValue:
+    """A table as Markdown metadata (scores to four decimals). Text cells are escaped: a
+    station named ``<img …>`` in a user's file rendered as markup, its cell empty, and a
+    ``|`` would split a cell."""
+    text = frame.copy()
+    for column in text.columns:
+        if not pd.api.types.is_numeric_dtype(text[column]):
+            text[column] = text[column].map(_cell)
+    return dg.MetadataValue.md(text.to_markdown(index=False, floatfmt=floatfmt))
+
+
+def _cell(value: object) -> object:
+    if not isinstance(value, str):
+        return value
+    return html.escape(value, quote=False).replace("|", "\\|").replace("\n", " ")
 
 
 def rmse_value(value: float) -> dg.MetadataValue:

@@ -5,7 +5,7 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
-from comfort_assets.metadata import percent, rmse_value, table_metadata
+from comfort_assets.metadata import markdown_table, percent, rmse_value, table_metadata
 
 
 def test_table_metadata_carries_the_column_schema_and_an_integer_row_count():
@@ -46,3 +46,12 @@ def test_a_new_instance_is_offline_and_opens_without_the_onboarding_popup(tmp_pa
     storage = dg.DagsterInstance.from_config(str(tmp_path)).event_log_storage
     assert type(storage).__name__ == "LocalEventLogStorage"
     assert Path(storage._base_dir) == tmp_path / "history" / "runs"
+
+
+def test_a_markdown_table_shows_text_cells_as_text():
+    frame = pd.DataFrame(
+        {"station": ["<img src=x onerror=alert(1)>", "A|B", "서울"], "rmse": [1.0] * 3}
+    )
+    text = markdown_table(frame).value
+    assert "&lt;img src=x onerror=alert(1)&gt;" in text and "<img" not in text
+    assert "A\\|B" in text and "서울" in text and "1.0000" in text

@@ -186,6 +186,9 @@ def test_a_clean_day_passes_every_check_and_nothing_is_retrained(loop, webhook, 
     performance = result.output_for_node("production_performance")
     overall = performance.set_index(["model_version", "station"]).loc[(VERSION, mon.ALL)]
     assert overall["rows"] == 72 and overall["skill"] > 0.3
+    shown = result.asset_materializations_for_node("production_performance")[0].metadata
+    assert shown["rmse"].value == round(overall["rmse"], 4)  # as people read it
+    assert shown["skill"].value == f"{overall['skill'] * 100:.1f} %" and "plot" in shown
     data = loop.tick()
     assert not data.run_requests and "no decay" in data.skip_message
     assert webhook.bodies == []
@@ -265,6 +268,14 @@ def test_a_station_with_a_very_different_climate(loop, webhook, bundled_clean):
     assert not skill.passed and skill.metadata["station"].value == "HOT"
     assert skill.metadata["figure"].value < 0
     assert any("skill_vs_persistence" in t and "HOT" in t for t in webhook.texts)
+
+
+def test_forecasts_still_waiting_for_actuals_are_said_so_not_plotted(loop, bundled_clean):
+    loop.serve(hot_station(bundled_clean.clean), "2013-07-10", good)  # no HOT weather yet
+    result, checks = loop.monitor("2013-07-10")
+    shown = result.asset_materializations_for_node("production_performance")[0].metadata
+    assert shown["rmse"].value.startswith("none yet") and "plot" not in shown
+    assert checks["rmse_vs_holdout"].passed  # nothing to judge is no decay
 
 
 def test_drift_from_an_unseen_season_warns_but_does_not_retrain(loop, bundled_clean):

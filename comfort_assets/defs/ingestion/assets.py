@@ -9,7 +9,7 @@ from comfort_assets.domain.cleaning import clean_days, station_coverage
 from comfort_assets.domain.partitions import DaySpan, check_overlap, outside
 from comfort_assets.domain.schemas import CleanWeather, RawWeather, WeatherQuarantine
 from comfort_assets.domain.units_check import findings_table, judge_units
-from comfort_assets.metadata import table_metadata
+from comfort_assets.metadata import markdown_table, table_metadata
 from comfort_assets.resources.weather import WeatherSource
 
 WEATHER_PARTITIONS = weather_partitions()
@@ -34,9 +34,7 @@ def _units_check(raw: pd.DataFrame, judged: str) -> dg.AssetCheckResult:
         ),
     }
     if findings:
-        metadata["findings"] = dg.MetadataValue.md(
-            findings_table(findings).to_markdown(index=False)
-        )
+        metadata["findings"] = markdown_table(findings_table(findings), floatfmt="g")
     return dg.AssetCheckResult(
         asset_key="raw_weather",
         check_name="units",
@@ -148,9 +146,7 @@ def clean_weather(
                 int(clean["interpolated_other"].sum())
             ),
             "gap_hours": dg.MetadataValue.int(int(clean["gap"].sum())),
-            "coverage_by_station": dg.MetadataValue.md(
-                station_coverage(clean).to_markdown(index=False)
-            ),
+            "coverage_by_station": markdown_table(station_coverage(clean), floatfmt="g"),
         },
     )
     reasons = quarantine["reason"].str.split(";").str[0].str.split("=").str[0].value_counts()

@@ -17,7 +17,7 @@ from pydantic import Field
 from comfort_assets.defs.ingestion.assets import WEATHER_PARTITIONS
 from comfort_assets.defs.monitoring import plots
 from comfort_assets.domain import monitoring as mon
-from comfort_assets.metadata import markdown_table, table_metadata
+from comfort_assets.metadata import markdown_table, percent, rmse_value, table_metadata
 from comfort_assets.resources.notifier import Alert, Notifier
 from comfort_assets.resources.prediction_log import read_valid_between
 from comfort_assets.resources.prediction_store import PredictionStore
@@ -274,12 +274,17 @@ def production_performance(
         "forecasts": dg.MetadataValue.int(len(log)),
         "performance": markdown_table(table) if len(table) else dg.MetadataValue.text("none"),
     }
-    if len(table):
+    judged = table[table["rows"] > 0] if len(table) else table
+    if len(judged):  # an empty chart says nothing: no forecast has its actual yet
         metadata["plot"] = dg.MetadataValue.md(plots.performance_plot(log))
-    champion_all = table[(table["model_version"] == version) & (table["station"] == mon.ALL)]
+    champion_all = judged[(judged["model_version"] == version) & (judged["station"] == mon.ALL)]
     if len(champion_all):
-        metadata["rmse"] = dg.MetadataValue.float(_float(champion_all["rmse"].iloc[0]))
-        metadata["skill"] = dg.MetadataValue.float(_float(champion_all["skill"].iloc[0]))
+        rmse, skill = champion_all["rmse"].iloc[0], champion_all["skill"].iloc[0]
+        metadata["rmse"] = rmse_value(rmse)
+        if np.isfinite(skill):
+            metadata["skill"] = percent(skill)
+    else:
+        metadata["rmse"] = dg.MetadataValue.text("none yet: no champion forecast has its actual")
     yield dg.Output(table, metadata=metadata)
     yield _check(
         rmse_finding,
