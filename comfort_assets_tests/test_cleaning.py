@@ -1,17 +1,26 @@
 """The bundled file's real defects, and bad source files, each handled by name."""
 
+import dagster as dg
 import numpy as np
 import pandas as pd
 import pytest
 
+from comfort_assets.defs.ingestion import assets as ingestion
 from comfort_assets.domain.cleaning import (
     RAW_COLUMNS,
+    clean_days,
     clean_observations,
     parse_measurements,
     station_coverage,
 )
 from comfort_assets.domain.schemas import CleanWeather, RawWeather, WeatherQuarantine, validate
-from comfort_assets.resources.weather import FileWeatherSource, SourceSchemaError
+from comfort_assets.resources.io_manager import ObjectStoreIOManager
+from comfort_assets.resources.object_store import LocalObjectStore
+from comfort_assets.resources.weather import (
+    BundledWeatherSource,
+    FileWeatherSource,
+    SourceSchemaError,
+)
 
 START, END = pd.Timestamp("2013-01-01", tz="UTC"), pd.Timestamp("2014-01-01", tz="UTC")
 
@@ -205,3 +214,77 @@ def test_file_with_duplicates_and_garbage_quarantines_them(tmp_path):
 def test_missing_file_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         FileWeatherSource(path=str(tmp_path / "nope.csv")).fetch(START, END)
+
+
+def _day(day: str) -> tuple[pd.Timestamp, pd.Timestamp]:
+    start = pd.Timestamp(day, tz="UTC")
+    return start, start + pd.Timedelta(days=1)
+
+
+def test_an_unreadable_time_is_quarantined_once_with_the_first_day():
+    rows = [
+        {"station": "S", "time_utc": f"2013-07-0{d}T{h:02d}:00Z", "temp_c": 20, "humidity_pct": 50}
+        for d in (1, 2, 3)
+        for h in range(24)
+    ]
+    rows += [{"station": "S", "time_utc": "2013-07-02 25:00Z", "temp_c": 20, "humidity_pct": 50}]
+    raw = _raw(rows)
+    days = ["2013-07-01", "2013-07-02", "2013-07-03"]
+    per_day = {day: clean_days(raw, *_day(day)).quarantine for day in days}
+    assert [len(per_day[day]) for day in days] == [1, 0, 0]
+    assert "time_utc missing or unparsable" in per_day["2013-07-01"]["reason"].iloc[0]
+    # a day's context without the source's first hour does not claim it
+    later = raw.iloc[24:]  # 2 and 3 July, and the undated row
+    assert clean_days(later, *_day("2013-07-03")).quarantine.empty
+
+
+def test_a_day_without_observations_is_an_empty_day_that_passes_the_contract():
+    raw = _raw([])
+    result = clean_days(raw, *_day("2013-12-31"))
+    assert result.clean.empty and result.quarantine.empty
+    assert validate(CleanWeather, result.clean).passed
+
+
+def test_a_range_written_at_once_keeps_undated_quarantine_rows(tmp_path):
+    store = LocalObjectStore(root=str(tmp_path))
+    io_manager = ObjectStoreIOManager(store=store)
+    frame = pd.DataFrame(
+        {
+            "station": ["S", "S", "S"],
+            "time_utc": pd.to_datetime(["2013-07-01T05:00Z", None, "2013-07-02T05:00Z"], utc=True),
+            "reason": ["a", "time_utc missing or unparsable", "b"],
+        }
+    )
+    partitions = ingestion.WEATHER_PARTITIONS
+    windows = {day: partitions.time_window_for_partition_key(day) for day in _DAYS}
+    io_manager.write_partitions(dg.AssetKey("weather_quarantine"), frame, "time_utc", windows)
+    written = {
+        day: pd.read_parquet(tmp_path / "assets" / "weather_quarantine" / f"{day}.parquet")
+        for day in _DAYS
+    }
+    assert list(written["2013-07-01"]["reason"]) == ["a", "time_utc missing or unparsable"]
+    assert list(written["2013-07-02"]["reason"]) == ["b"]
+
+
+_DAYS = ("2013-07-02", "2013-07-01")  # not in order: the first by time gets the undated
+
+
+def test_the_bundled_years_empty_last_day_materializes(tmp_path):
+    """31 December 2013 holds no hour in UTC: its clean_weather is empty and checked."""
+    store = LocalObjectStore(root=str(tmp_path / "store"))
+    with dg.instance_for_test() as instance:
+        result = dg.materialize(
+            [ingestion.raw_weather, ingestion.clean_weather],
+            partition_key="2013-12-31",
+            resources={
+                "weather": BundledWeatherSource(),
+                "io_manager": ObjectStoreIOManager(store=store),
+            },
+            instance=instance,
+            raise_on_error=False,
+        )
+    assert result.success
+    checks = {
+        (e.asset_key.path[-1], e.check_name): e.passed for e in result.get_asset_check_evaluations()
+    }
+    assert checks[("clean_weather", "schema")] and all(checks.values()), checks

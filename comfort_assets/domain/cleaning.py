@@ -172,9 +172,19 @@ def clean_days(
             "on each side, so gaps longer than that cannot be filled the same way every day"
         )
     result = clean_observations(raw, max_gap_hours)
-    return CleaningResult(
-        clean=_between(result.clean, start, end), quarantine=_between(result.quarantine, start, end)
-    )
+    quarantine = _between(result.quarantine, start, end)
+    undated = result.quarantine[result.quarantine["time_utc"].isna()]
+    if len(undated) and start <= _first_valid_time(raw) < end:
+        # a row whose time cannot be read belongs to no day: it is quarantined (once) with
+        # the day of the source's first valid hour, where the sources hand it over
+        quarantine = pd.concat([undated, quarantine], ignore_index=True)
+    return CleaningResult(clean=_between(result.clean, start, end), quarantine=quarantine)
+
+
+def _first_valid_time(raw: pd.DataFrame) -> pd.Timestamp:
+    """The earliest readable time (NaT if none): NaT compares False, so no day claims the
+    undated rows of a source without a single readable time."""
+    return pd.to_datetime(raw["time_utc"], utc=True, errors="coerce").min()
 
 
 def _between(frame: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
@@ -191,6 +201,15 @@ def _as_quarantine_table(rows: pd.DataFrame) -> pd.DataFrame:
     for column in MEASURED:
         out[column] = pd.to_numeric(rows[column], errors="coerce").astype(float)
     return out.sort_values(["time_utc", "station"], na_position="first").reset_index(drop=True)
+
+
+def empty_clean() -> pd.DataFrame:
+    """No hours, with the contract's column types: a day without a single observation (a
+    station outage, the end of a source) is an empty day, not a failed schema check."""
+    columns = {"station": pd.Series(dtype=str), "time_utc": pd.Series(dtype=UTC_NS)}
+    columns |= {name: pd.Series(dtype=float) for name in MEASURED}
+    columns |= {name: pd.Series(dtype=bool) for name in FLAGS}
+    return pd.DataFrame(columns)[list(CLEAN_COLUMNS)]
 
 
 def empty_quarantine() -> pd.DataFrame:
@@ -220,10 +239,9 @@ def _to_hourly_grid(frame: pd.DataFrame, max_gap_hours: int) -> pd.DataFrame:
         grid["interpolated_other"] = filled_other
         grid["gap"] = grid[list(DI_INPUTS)].isna().any(axis=1)
         grids.append(grid.reset_index())
-    columns = [*CLEAN_COLUMNS]
     if not grids:
-        return pd.DataFrame({c: pd.Series(dtype=float) for c in columns})
-    clean = pd.concat(grids, ignore_index=True)[columns]
+        return empty_clean()
+    clean = pd.concat(grids, ignore_index=True)[list(CLEAN_COLUMNS)]
     return clean.astype({c: bool for c in FLAGS})
 
 

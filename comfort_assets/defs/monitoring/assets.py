@@ -483,7 +483,10 @@ def data_quality_report(
         str(stuck_row["station"]),
         version,
         f"{stuck_column} at {stuck_row['station']} repeated one value for "
-        f"{int(stuck_hours.max())} h",
+        f"{int(stuck_hours.max())} h"
+        if stuck_hours.max() > 0
+        else f"no DI input repeated a value over {int(table['observed_hours'].sum())} "
+        "observed station-hours",
     )
     burst_row = table.sort_values("anomalies").iloc[-1]
     burst = mon.Finding(
