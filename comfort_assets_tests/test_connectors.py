@@ -11,6 +11,7 @@ import json
 import logging
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -25,6 +26,7 @@ import pytest
 from comfort_assets.domain.cleaning import RAW_COLUMNS, UTC_NS, clean_observations
 from comfort_assets.domain.schemas import RawWeather, validate
 from comfort_assets.resources.connectors import (
+    RETRY_STATUSES,
     KmaAsosWeatherSource,
     OpenMeteoWeatherSource,
     WeatherSourceError,
@@ -38,6 +40,10 @@ DECODED_KEY = "Ab3+xYz/Secret9Key=="
 ENCODED_KEY = "Ab3%2BxYz%2FSecret9Key%3D%3D"
 
 Reply = tuple[int, str, bytes]
+Route = Callable[[dict[str, str]], Reply]
+#: What the fetches below ask for, as the errors name it.
+KMA_WINDOW = "2024-07-01 09:00..2024-07-02 08:00 KST"
+OPEN_METEO_WINDOW = "2024-07-01..2024-07-01 UTC"
 
 
 def fixture_bytes(name: str) -> bytes:
@@ -57,12 +63,20 @@ def from_file(name: str, status: int = 200) -> Reply:
     return status, kind, fixture_bytes(name)
 
 
+def failing_first(replies: list[Reply], then: Route) -> Route:
+    """Answer with ``replies`` in turn, then as ``then``: a service failing for a moment."""
+    pending = list(replies)
+    return lambda query: pending.pop(0) if pending else then(query)
+
+
 @dataclass
 class FakeApi:
     """What the local server knows: how to answer, and every query it was sent."""
 
     url: str
-    route: Callable[[dict[str, str]], Reply] = lambda query: (404, "text/plain", b"no route")
+    route: Route = lambda query: (404, "text/plain", b"no route")
+    #: sent with every answer, e.g. ``Retry-After``
+    headers: dict[str, str] = field(default_factory=dict)
     requests: list[dict[str, str]] = field(default_factory=list)
 
     def values(self, name: str) -> list[str]:
@@ -81,6 +95,8 @@ def api() -> Iterator[FakeApi]:
             self.send_response(status)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
+            for name, value in fake.headers.items():
+                self.send_header(name, value)
             self.end_headers()
             self.wfile.write(body)
 
@@ -110,13 +126,17 @@ def kma(api: FakeApi, **overrides: object) -> KmaAsosWeatherSource:
         "base_url": api.url,
         "page_size": 2,
         "timeout_seconds": 5,
+        "retry_backoff_seconds": 0,  # retries still happen, without the waits
     }
     return KmaAsosWeatherSource(**{**config, **overrides})
 
 
 def open_meteo(api: FakeApi, **stations: list[float]) -> OpenMeteoWeatherSource:
     return OpenMeteoWeatherSource(
-        stations=stations or {"seoul": [37.57, 126.97]}, base_url=api.url, timeout_seconds=5
+        stations=stations or {"seoul": [37.57, 126.97]},
+        base_url=api.url,
+        timeout_seconds=5,
+        retry_backoff_seconds=0,
     )
 
 
@@ -275,15 +295,24 @@ def test_kma_short_page_is_an_error_not_a_silent_partial(api: FakeApi) -> None:
         kma(api).fetch(utc(2024, 7, 1), utc(2024, 7, 2))
 
 
-def test_kma_transport_error_hides_the_key() -> None:
+def test_kma_transport_error_is_retried_and_hides_the_key(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     source = KmaAsosWeatherSource(
-        service_key=ENCODED_KEY, station_ids=[108], base_url=f"http://127.0.0.1:{port}/x"
+        service_key=ENCODED_KEY,
+        station_ids=[108],
+        base_url=f"http://127.0.0.1:{port}/x",
+        max_retries=2,
+        retry_backoff_seconds=0,
     )
+    caplog.set_level(logging.DEBUG, logger="urllib3")
     with pytest.raises(WeatherSourceError, match="request failed: ConnectionError") as caught:
         source.fetch(utc(2024, 7, 1), utc(2024, 7, 2))
+    assert caplog.text.count("Retrying (") == 2
+    assert_key_hidden(caplog.text)
     assert_key_hidden(str(caught.value))
     assert caught.value.__cause__ is None
     assert caught.value.__suppress_context__
@@ -295,7 +324,10 @@ def test_a_short_key_is_hidden_without_garbling_the_error() -> None:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     source = KmaAsosWeatherSource(
-        service_key="x", station_ids=[108], base_url=f"http://127.0.0.1:{port}/x"
+        service_key="x",
+        station_ids=[108],
+        base_url=f"http://127.0.0.1:{port}/x",
+        retry_backoff_seconds=0,
     )
     with pytest.raises(WeatherSourceError) as caught:
         source.fetch(utc(2024, 7, 1), utc(2024, 7, 2))
@@ -313,6 +345,90 @@ def test_kma_key_stays_out_of_logs_and_repr(api: FakeApi, caplog: pytest.LogCapt
     assert_key_hidden(caplog.text)  # … with the key scrubbed
     assert_key_hidden(repr(source))
     assert logging.getLogger("urllib3.connectionpool").filters == []
+    assert logging.getLogger("urllib3.util.retry").filters == []
+
+
+def test_kma_rate_limit_is_retried_after_retry_after(api: FakeApi) -> None:
+    too_many = (429, "text/plain", b"Too Many Requests")
+    api.route = failing_first([too_many, too_many], kma_pages)
+    api.headers = {"Retry-After": "0"}
+    raw = kma(api).fetch(utc(2024, 7, 1), utc(2024, 7, 2))
+    assert api.values("pageNo") == ["1", "1", "1", "2", "3"]
+    assert len(raw) == 5
+
+
+def test_kma_gives_up_after_bounded_retries_and_hides_the_key(
+    api: FakeApi, caplog: pytest.LogCaptureFixture
+) -> None:
+    api.route = lambda query: (503, "text/plain", b"Service Unavailable")
+    caplog.set_level(logging.DEBUG, logger="urllib3")
+    with pytest.raises(WeatherSourceError, match="HTTP 503: Service Unavailable") as caught:
+        kma(api, max_retries=2).fetch(utc(2024, 7, 1), utc(2024, 7, 2))
+    assert len(api.requests) == 3  # the first attempt and two retries
+    assert caught.value.code == "503"
+    assert_key_hidden(str(caught.value))
+    assert "Incremented Retry" in caplog.text  # urllib3 logged each retry with the URL …
+    assert_key_hidden(caplog.text)  # … with the key scrubbed
+
+
+def test_kma_default_retries_are_bounded(api: FakeApi) -> None:
+    api.route = lambda query: (500, "text/plain", b"Unexpected errors")
+    with pytest.raises(WeatherSourceError, match="HTTP 500"):
+        kma(api).fetch(utc(2024, 7, 1), utc(2024, 7, 2))
+    assert len(api.requests) == 4
+
+
+def kma_body(change: Callable[[dict], object]) -> Route:
+    """Page 1 of the recorded answer, its ``body`` changed by ``change``."""
+    payload = fixture_json("kma/page1.json")
+    change(payload["response"]["body"])
+    return lambda query: as_json(200, payload)
+
+
+def test_kma_empty_answer_is_an_error_naming_station_and_window(api: FakeApi) -> None:
+    api.route = kma_body(lambda body: body.update(items="", totalCount=0))
+    with pytest.raises(WeatherSourceError) as caught:
+        kma(api).fetch(utc(2024, 7, 1), utc(2024, 7, 2))
+    message = str(caught.value)
+    assert "the service returned no observations" in message
+    assert f"KMA ASOS station 108 {KMA_WINDOW}" in message
+    assert_key_hidden(message)
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (lambda body: body.update(totalCount="abc"), "totalCount is not a number: 'abc'"),
+        (lambda body: body.pop("totalCount"), "totalCount is missing"),
+        (lambda body: body.update(totalCount="-1"), "totalCount is -1"),
+        (lambda body: body.update(items=["a"]), "items is not an object"),
+        (lambda body: body.update(items={"item": "abc"}), "items.item is not a list of objects"),
+        (lambda body: body.update(items={"item": [1, 2]}), "items.item is not a list of objects"),
+        (lambda body: body.clear(), "totalCount is missing"),
+    ],
+)
+def test_kma_malformed_body_is_an_error_with_context(
+    api: FakeApi, change: Callable[[dict], object], expected: str
+) -> None:
+    api.route = kma_body(change)
+    with pytest.raises(WeatherSourceError) as caught:
+        kma(api).fetch(utc(2024, 7, 1), utc(2024, 7, 2))
+    message = str(caught.value)
+    assert f"KMA ASOS station 108 {KMA_WINDOW} page 1: malformed KMA response" in message
+    assert expected in message
+    assert_key_hidden(message)
+
+
+@pytest.mark.parametrize("body", [None, "", []])
+def test_kma_missing_body_is_an_error_with_context(api: FakeApi, body: object) -> None:
+    payload = fixture_json("kma/page1.json")
+    payload["response"]["body"] = body
+    api.route = lambda query: as_json(200, payload)
+    with pytest.raises(WeatherSourceError) as caught:
+        kma(api).fetch(utc(2024, 7, 1), utc(2024, 7, 2))
+    message = str(caught.value)
+    assert f"KMA ASOS station 108 {KMA_WINDOW}" in message
+    assert "response.body is missing or not an object" in message
 
 
 # --- Open-Meteo -------------------------------------------------------------------------
@@ -409,6 +525,7 @@ def test_open_meteo_400_reason_is_surfaced(api: FakeApi) -> None:
     assert "HTTP 400" in str(caught.value)
     assert "out of allowed range from 1940-01-01" in str(caught.value)
     assert caught.value.code == "400"
+    assert len(api.requests) == 1  # a refused request is not asked again
 
 
 def test_open_meteo_other_status_is_an_error(api: FakeApi) -> None:
@@ -431,3 +548,101 @@ def test_open_meteo_mismatched_arrays_are_an_error() -> None:
     payload["hourly"]["pressure_msl"] = payload["hourly"]["pressure_msl"][:-1]
     with pytest.raises(WeatherSourceError, match="pressure_msl has 5 values for 6 times"):
         parse_open_meteo(payload, "seoul")
+
+
+@pytest.mark.parametrize("status", sorted(RETRY_STATUSES))
+def test_open_meteo_transient_answers_are_retried(api: FakeApi, status: int) -> None:
+    failure = (status, "text/plain", b"try again")
+    api.route = failing_first(
+        [failure, failure], lambda query: from_file("open_meteo/archive_gmt_kmh.json")
+    )
+    api.headers = {"Retry-After": "0"}
+    raw = open_meteo(api).fetch(utc(2024, 7, 1), utc(2024, 7, 2))
+    assert len(api.requests) == 3
+    assert len(raw) == 24
+
+
+def test_open_meteo_retry_after_is_honoured_up_to_the_cap(
+    api: FakeApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rate limit asking for an hour waits ``max_retry_wait_seconds``, not an hour."""
+    waits: list[float] = []
+    monkeypatch.setattr(time, "sleep", waits.append)  # urllib3 waits with time.sleep
+    api.route = failing_first(
+        [(429, "text/plain", b"Too Many Requests")],
+        lambda query: from_file("open_meteo/archive_gmt_kmh.json"),
+    )
+    api.headers = {"Retry-After": "3600"}
+    source = OpenMeteoWeatherSource(
+        stations={"seoul": [37.57, 126.97]},
+        base_url=api.url,
+        retry_backoff_seconds=0,  # so a wait can only come from Retry-After
+        max_retry_wait_seconds=1,
+    )
+    raw = source.fetch(utc(2024, 7, 1), utc(2024, 7, 2))
+    assert len(api.requests) == 2
+    assert len(raw) == 24
+    assert waits == [1]
+
+
+def test_open_meteo_gives_up_after_bounded_retries(api: FakeApi) -> None:
+    api.route = lambda query: (503, "text/html", b"Service Unavailable")
+    with pytest.raises(WeatherSourceError) as caught:
+        open_meteo(api).fetch(utc(2024, 7, 1), utc(2024, 7, 2))
+    assert len(api.requests) == 4  # the first attempt and three retries
+    assert f"Open-Meteo station seoul {OPEN_METEO_WINDOW}: HTTP 503" in str(caught.value)
+
+
+def open_meteo_changed(change: Callable[[dict], object]) -> Route:
+    """The recorded archive answer changed by ``change``."""
+    payload = fixture_json("open_meteo/archive_gmt_kmh.json")
+    change(payload)
+    return lambda query: as_json(200, payload)
+
+
+def test_open_meteo_empty_answer_is_an_error_naming_station_and_window(api: FakeApi) -> None:
+    def no_hours(payload: dict) -> None:
+        for variable in payload["hourly"]:
+            payload["hourly"][variable] = []
+
+    api.route = open_meteo_changed(no_hours)
+    with pytest.raises(WeatherSourceError) as caught:
+        open_meteo(api).fetch(utc(2024, 7, 1), utc(2024, 7, 2))
+    message = str(caught.value)
+    assert f"Open-Meteo station seoul {OPEN_METEO_WINDOW}" in message
+    assert "the service returned no observations" in message
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (
+            lambda payload: payload["hourly"].update(temperature_2m=None),
+            "hourly.temperature_2m is not a list: None",
+        ),
+        (
+            lambda payload: payload["hourly"].update(visibility="24140"),
+            "hourly.visibility is not a list: '24140'",
+        ),
+        (
+            lambda payload: payload["hourly"].update(time=None),
+            "hourly.time is missing or not a list",
+        ),
+        (lambda payload: payload.pop("hourly"), "hourly.time is missing or not a list"),
+        (lambda payload: payload.update(hourly=[]), "hourly.time is missing or not a list"),
+        (lambda payload: payload.update(hourly_units=["°C"]), "hourly_units is not an object"),
+        (
+            lambda payload: payload.update(utc_offset_seconds="abc"),
+            "utc_offset_seconds is not a number: 'abc'",
+        ),
+    ],
+)
+def test_open_meteo_malformed_payload_is_an_error_with_context(
+    api: FakeApi, change: Callable[[dict], object], expected: str
+) -> None:
+    api.route = open_meteo_changed(change)
+    with pytest.raises(WeatherSourceError) as caught:
+        open_meteo(api).fetch(utc(2024, 7, 1), utc(2024, 7, 2))
+    message = str(caught.value)
+    assert f"Open-Meteo station seoul {OPEN_METEO_WINDOW}: " in message
+    assert expected in message

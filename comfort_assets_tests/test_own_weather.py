@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import warnings
 from datetime import date
 
 import dagster as dg
@@ -29,7 +30,12 @@ from comfort_assets.examples.make_weather_csv import main as make_weather_csv
 from comfort_assets.resources.io_manager import ObjectStoreIOManager
 from comfort_assets.resources.object_store import LocalObjectStore
 from comfort_assets.resources.registry import ModelRegistry
-from comfort_assets.resources.weather import BundledWeatherSource, FileWeatherSource, file_span
+from comfort_assets.resources.weather import (
+    BundledWeatherSource,
+    FileWeatherSource,
+    SourceSchemaError,
+    file_span,
+)
 
 DAY = (pd.Timestamp("2021-07-01", tz="UTC"), pd.Timestamp("2021-07-02", tz="UTC"))
 
@@ -70,6 +76,37 @@ def test_humidity_as_a_fraction_is_named(two_stations):
     assert "fraction" in message and "≤ 1.5" in message
 
 
+def test_humidity_as_a_fraction_is_named_despite_a_sentinel_or_a_stray_percent(two_stations):
+    coast = two_stations["station"] == "COAST"
+    for strays in ([999.0, 999.0], [100.0]):
+        frame = two_stations.copy()
+        frame.loc[coast, "humidity_pct"] /= 100
+        hours = frame.index[coast][100 : 100 + len(strays)]
+        frame.loc[hours, "humidity_pct"] = strays
+        (message,) = _errors(frame)
+        assert "station COAST, column humidity_pct" in message and "fraction" in message
+
+
+def test_a_percent_station_with_a_few_very_dry_hours_is_not_a_fraction(two_stations):
+    frame = two_stations.copy()
+    dry = frame.index[frame["station"] == "HUMID"][:200]  # 2 % of the year at 0.5–1.5 %
+    frame.loc[dry, "humidity_pct"] = np.linspace(0.5, 1.5, len(dry))
+    assert judge_units(_as_numbers(frame)) == []
+
+
+def test_humidity_read_as_a_fraction_by_the_same_rule_feeds_the_temperature_judgement(
+    two_stations,
+):
+    """With one 999 among the fractions, °F is still judged on humidity in percent."""
+    frame = two_stations.drop(columns="dewpoint_c")
+    coast = frame["station"] == "COAST"
+    frame.loc[coast, "temp_c"] = (frame.loc[coast, "temp_c"] - 3) * 9 / 5 + 32
+    frame.loc[coast, "humidity_pct"] /= 100
+    frame.loc[frame.index[coast][0], "humidity_pct"] = 999.0
+    columns = sorted(m.split(":")[0] for m in _errors(frame))
+    assert columns == ["station COAST, column humidity_pct", "station COAST, column temp_c"]
+
+
 def test_wind_in_kmh_is_an_error_and_knots_a_warning(two_stations):
     frame = two_stations.copy()
     frame.loc[frame["station"] == "HUMID", "wind_speed_ms"] *= 3.6
@@ -96,6 +133,37 @@ def test_a_cold_station_in_fahrenheit_is_named_although_most_values_look_like_ce
     (message,) = _errors(frame)
     assert "station COAST, column temp_c" in message and "°F" in message
     assert "wet-bulb" in message and "no sub-zero value" in message
+
+
+def _winter(frame: pd.DataFrame) -> pd.DataFrame:
+    """January and February only: no summer hour that °F would push above the record."""
+    months = pd.to_datetime(frame["time_utc"], utc=True).dt.month
+    return frame.loc[months.isin([1, 2])].reset_index(drop=True)
+
+
+def test_a_cold_winter_in_fahrenheit_is_named_by_its_dew_point_and_humidity(two_stations):
+    winter = _winter(two_stations)
+    coast = winter["station"] == "COAST"
+    in_f = winter.copy()
+    both = ["temp_c", "dewpoint_c"]
+    in_f.loc[coast, both] = in_f.loc[coast, both] * 1.8 + 32
+    values = in_f.loc[coast, "temp_c"]
+    assert values.min() > 8 and values.max() < 41  # every value a plausible °C
+    (message,) = _errors(in_f)
+    assert "station COAST, column temp_c" in message and "read as °F" in message
+    assert "declare temp_c=degF, dewpoint_c=degF" in message
+    # only the temperature in °F: the dew point still tells
+    temp_only = winter.copy()
+    temp_only.loc[coast, "temp_c"] = temp_only.loc[coast, "temp_c"] * 1.8 + 32
+    (message,) = _errors(temp_only)
+    assert "station COAST, column temp_c" in message and "declare temp_c=degF or" in message
+    # the README's limit: without a dew point a winter in °F looks like a warm °C climate
+    assert _errors(in_f.drop(columns="dewpoint_c")) == []
+
+
+def test_real_celsius_data_stays_quiet_whole_and_in_winter(bundled_raw, two_stations):
+    for frame in (bundled_raw, _winter(bundled_raw), _as_numbers(_winter(two_stations))):
+        assert judge_units(frame) == []
 
 
 def test_pressure_in_kpa_and_at_station_level_are_named(two_stations):
@@ -151,6 +219,65 @@ def test_a_declared_zone_places_local_times_and_24_00_is_the_next_midnight(tmp_p
     ]
     with pytest.raises(TimeZoneError, match="not an IANA zone"):
         _source(tmp_path, frame, timezone="KST").fetch(*DAY)
+
+
+# --- file formats: one line with the fix --------------------------------------------------
+
+HEADER = "station,time_utc,temp_c,humidity_pct\n"
+
+
+def _settings_error(monkeypatch, path) -> str:
+    """The message `comfort run`'s up-front settings check prints (exit 2)."""
+    monkeypatch.setenv("COMFORT_SOURCE", "file")
+    monkeypatch.setenv("COMFORT_WEATHER_FILE", str(path))
+    with pytest.raises(deployment.SettingError) as raised:
+        deployment.check_weather_settings(key=False)
+    message = str(raised.value)
+    assert message.startswith(f"COMFORT_WEATHER_FILE {path}: ") and "\n" not in message
+    return message
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "지점,일시,기온(°C),습도(%)\n108,2021-07-01 00:00,25.1,80\n",  # the portal's header
+        HEADER + "서울,2021-07-01T00:00Z,25.1,80\n",  # Korean station names only
+    ],
+)
+def test_a_cp949_export_is_one_line_with_the_iconv_fix(tmp_path, monkeypatch, text):
+    path = tmp_path / "kma.csv"
+    path.write_bytes(text.encode("cp949"))
+    expected = (
+        "kma.csv: not UTF-8 text (a KMA portal export is CP949: re-save it as UTF-8, "
+        "e.g. `iconv -f cp949 -t utf-8 in.csv > out.csv`)"
+    )
+    assert _settings_error(monkeypatch, path).endswith(expected)  # whole: not cut short
+    with pytest.raises(SourceSchemaError, match="not UTF-8 text"):
+        FileWeatherSource(path=str(path)).read()
+
+
+def test_a_semicolon_file_is_told_to_use_commas(tmp_path, monkeypatch):
+    path = tmp_path / "excel.csv"
+    path.write_text(HEADER.replace(",", ";") + "A;2021-07-01T00:00Z;25,1;80\n" * 2)
+    message = "the separator looks like ';': columns must be separated by commas"
+    assert _settings_error(monkeypatch, path).endswith(message)
+    with pytest.raises(SourceSchemaError, match=message):
+        FileWeatherSource(path=str(path)).read()
+
+
+@pytest.mark.parametrize("time", ["07/01/2021 00:00", "44378.0"])
+def test_excel_times_are_one_line_quoting_a_value_without_a_pandas_warning(
+    tmp_path, monkeypatch, time
+):
+    path = tmp_path / "excel.csv"
+    path.write_text(HEADER + f"A,{time},25.1,80\n")
+    expected = (
+        "times must be ISO 8601 with a zone (e.g. 2021-07-01T00:00:00Z); "
+        f"column time_utc has {time!r}"
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # pandas' "Could not infer format" went to stderr
+        assert _settings_error(monkeypatch, path).endswith(expected)
 
 
 # --- partitions and splits from the data --------------------------------------------------

@@ -2,9 +2,11 @@
 
 A pooled "mostly out of range" test misses plausible-but-wrong units (humidity as a fraction,
 wind in km/h, °F at a cold station: most values still fall inside the °C range), so every
-rule here looks at one station and one column at a time. A finding names the station, the
-column, the evidence and the likely unit. ``error`` findings block ingestion; ``warning``
-findings are weaker evidence, reported in metadata.
+rule here looks at one station and one column at a time. °F at a cold station is told by the
+station's own humidity, which fits its temperature and dew point only when they are read as
+°F; without a dew point a winter in °F looks like a warm climate's °C and is not detected.
+A finding names the station, the column, the evidence and the likely unit. ``error``
+findings block ingestion; ``warning`` findings are weaker evidence, reported in metadata.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from comfort_assets.domain.cleaning import VALID_RANGES
+from comfort_assets.domain.units import fahrenheit_to_celsius
 
 #: Hottest reliably recorded air temperature is 56.7 °C; above it an hourly value is not °C.
 RECORD_TEMP_C = 57.0
@@ -28,6 +31,15 @@ KNOTS_LIKELY_MEDIAN_MS = 8.0
 MAX_MEDIAN_GUST_MS = 25.0
 #: Sea-level pressure medians of real stations.
 SEA_LEVEL_MEDIAN_HPA = (960.0, 1050.0)
+#: Humidity as a fraction: this share of finite values at most ``FRACTION_MAX``; a sentinel
+#: (999) or a stray percent value (100) in a year of fractions must not decide.
+FRACTION_MAX = 1.5
+FRACTION_SHARE = 0.95
+#: Median gap (percentage points) between the humidity column and the humidity temperature
+#: and dew point imply, read as °C, above which °F is judged; °F must also fit this many
+#: times better. Consistent files fit within rounding (0.04 points on the 2013 NYC data).
+HUMIDITY_MISFIT_PCT = 3.0
+FAHRENHEIT_FIT_RATIO = 3.0
 #: Fewer values than this say too little about a station's units.
 MIN_VALUES = 12
 #: Share of values outside the physical range above which a column is in the wrong unit.
@@ -46,12 +58,24 @@ class UnitFinding:
         return f"station {self.station}, column {self.column}: {self.evidence} — {self.likely_unit}"
 
 
+def _fraction_share(values: pd.Series) -> float:
+    finite = values[np.isfinite(values.to_numpy(dtype=float))]
+    return float((finite <= FRACTION_MAX).mean()) if len(finite) else 0.0
+
+
+def is_fraction(values: pd.Series) -> bool:
+    """Humidity as a fraction (0–1): judged by the share of values, not the maximum, so one
+    sentinel or stray percent value cannot hide a year of fractions."""
+    return _fraction_share(values) >= FRACTION_SHARE
+
+
 def _humidity(values: pd.Series) -> tuple[str, str, str] | None:
-    if values.max() <= 1.5:
+    if is_fraction(values):
         return (
             "error",
             "a fraction (0–1), not percent? declare humidity_pct=fraction or multiply by 100",
-            f"all {len(values)} values ≤ 1.5 (max {values.max():.3g})",
+            f"{_fraction_share(values):.1%} of {len(values)} values ≤ {FRACTION_MAX:g} "
+            f"(median {values.median():.3g})",
         )
     return None
 
@@ -86,7 +110,34 @@ def wet_bulb_c(temp_c: pd.Series, humidity_pct: pd.Series) -> pd.Series:
     return pd.Series(wet, index=temp_c.index)
 
 
-def _temperature(values: pd.Series, humidity: pd.Series | None) -> tuple[str, str, str] | None:
+def implied_humidity_pct(temp_c: pd.Series, dewpoint_c: pd.Series) -> pd.Series:
+    """Magnus formula: the relative humidity a temperature and a dew point imply."""
+    return 100 * np.exp(
+        17.62 * dewpoint_c / (243.12 + dewpoint_c) - 17.62 * temp_c / (243.12 + temp_c)
+    )
+
+
+def _humidity_misfit(
+    values: pd.Series, dewpoint: pd.Series | None, humidity: pd.Series | None
+) -> tuple[float, float, bool] | None:
+    """Median gaps between the humidity column and the humidity implied by temperature and
+    dew point read as °C and read as °F, and whether the dew point fits best in °F too."""
+    if dewpoint is None or humidity is None:
+        return None
+    rows = pd.concat([values, dewpoint, humidity], axis=1, join="inner").dropna()
+    if len(rows) < MIN_VALUES:
+        return None
+    temp, dew, rh = (rows.iloc[:, i] for i in range(3))
+    as_c = float((rh - implied_humidity_pct(temp, dew)).abs().median())
+    from_f = fahrenheit_to_celsius(temp)
+    both_f = float((rh - implied_humidity_pct(from_f, fahrenheit_to_celsius(dew))).abs().median())
+    temp_only_f = float((rh - implied_humidity_pct(from_f, dew)).abs().median())
+    return as_c, min(both_f, temp_only_f), both_f <= temp_only_f
+
+
+def _temperature(
+    values: pd.Series, humidity: pd.Series | None, dewpoint: pd.Series | None
+) -> tuple[str, str, str] | None:
     if values.median() > 200:
         return ("error", "kelvin? declare temp_c=K", f"median {values.median():.1f}")
     likely = "°F? declare temp_c=degF or convert to °C"
@@ -113,6 +164,17 @@ def _temperature(values: pd.Series, humidity: pd.Series | None) -> tuple[str, st
                     f"{MAX_WET_BULB_C:g} °C if these were °C, a humid heat never sustained "
                     f"anywhere ({summary})",
                 )
+    misfit = _humidity_misfit(values, dewpoint, humidity)
+    if misfit is not None:
+        as_c, as_f, dew_in_f = misfit
+        if as_c >= HUMIDITY_MISFIT_PCT and as_f * FAHRENHEIT_FIT_RATIO <= as_c:
+            declare = "temp_c=degF, dewpoint_c=degF" if dew_in_f else "temp_c=degF"
+            return (
+                "error",
+                f"°F? declare {declare} or convert to °C",
+                f"the humidity fits temperature and dew point read as °F (median gap "
+                f"{as_f:.1f} points), not as °C ({as_c:.1f} points) ({summary})",
+            )
     return None
 
 
@@ -147,7 +209,7 @@ def _out_of_range(column: str, values: pd.Series) -> tuple[str, str, str] | None
 
 
 def _judge(
-    column: str, values: pd.Series, humidity: pd.Series | None
+    column: str, values: pd.Series, humidity: pd.Series | None, dewpoint: pd.Series | None
 ) -> tuple[str, str, str] | None:
     if column == "humidity_pct":
         found = _humidity(values)
@@ -156,9 +218,9 @@ def _judge(
     elif column == "wind_gust_ms":
         found = _wind(values, MAX_MEDIAN_GUST_MS, None)
     elif column == "temp_c":
-        found = _temperature(values, humidity)
+        found = _temperature(values, humidity, dewpoint)
     elif column == "dewpoint_c":
-        found = _temperature(values, None)
+        found = _temperature(values, None, None)
     elif column == "pressure_hpa":
         found = _pressure(values)
     else:
@@ -171,19 +233,21 @@ def judge_units(raw: pd.DataFrame) -> list[UnitFinding]:
     findings = []
     stations = raw["station"].astype("string").fillna("?")
     for station, rows in raw.groupby(stations, sort=True):
-        humidity = None
+        humidity = dewpoint = None
         if "humidity_pct" in rows:
             humidity = pd.to_numeric(rows["humidity_pct"], errors="coerce")
             # a fraction is judged on its own; as percent it would hide humid heat
-            if humidity.max() <= 1.5:
+            if is_fraction(humidity):
                 humidity = humidity * 100
+        if "dewpoint_c" in rows:
+            dewpoint = pd.to_numeric(rows["dewpoint_c"], errors="coerce")
         for column in VALID_RANGES:
             if column not in rows:
                 continue
             values = pd.to_numeric(rows[column], errors="coerce").dropna()
             if len(values) < MIN_VALUES:
                 continue
-            found = _judge(column, values, humidity)
+            found = _judge(column, values, humidity, dewpoint)
             if found:
                 severity, likely, evidence = found
                 findings.append(UnitFinding(str(station), column, severity, likely, evidence))

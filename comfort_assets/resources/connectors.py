@@ -25,6 +25,8 @@ import numpy as np
 import pandas as pd
 import requests
 from pydantic import PrivateAttr
+from requests.adapters import HTTPAdapter
+from urllib3.util import Retry
 
 from comfort_assets.domain import units
 from comfort_assets.domain.cleaning import RAW_COLUMNS, parse_measurements
@@ -34,6 +36,11 @@ from comfort_assets.resources.weather import WeatherSource, as_utc
 _SECRET_PARAMETER = re.compile(r"((?:serviceKey|service_key|api_key|apikey)=)[^&\s'\"]+", re.I)
 #: Shorter secrets are masked only where a parameter carries them.
 MIN_MASKED_SECRET = 6
+#: urllib3 loggers whose records carry request URLs, and so the key.
+_URL_LOGGERS = ("urllib3.connectionpool", "urllib3.util.retry")
+
+#: Answers worth asking again: rate limiting, and a gateway or server failing for a moment.
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 #: KMA publishes times in Korea Standard Time, which has had no daylight saving since 1988.
 KST_OFFSET = timedelta(hours=9)
@@ -136,16 +143,41 @@ class _RedactingFilter(logging.Filter):
 
 
 class _HttpWeatherSource(WeatherSource):
-    """One `requests.Session` per resource instance, created on first use."""
+    """One `requests.Session` per resource instance, created on first use.
+
+    A connection error or a `RETRY_STATUSES` answer is asked again up to ``max_retries``
+    times (urllib3's `Retry`): one rate-limited or flaky answer must not fail a partition,
+    but a service that stays down must fail it soon. The waits are ``Retry-After`` if the
+    service sends one, else 0, 2, 4 … x ``retry_backoff_seconds``; each is capped at
+    ``max_retry_wait_seconds``, so a failure costs at most 6 s of waiting by default.
+    """
 
     base_url: str
     timeout_seconds: float = 30.0
+    max_retries: int = 3
+    retry_backoff_seconds: float = 0.5
+    max_retry_wait_seconds: int = 2
 
     _session: requests.Session | None = PrivateAttr(default=None)
 
     def _http(self) -> requests.Session:
         if self._session is None:
-            self._session = requests.Session()
+            retry = Retry(
+                total=self.max_retries,
+                backoff_factor=self.retry_backoff_seconds,
+                backoff_max=self.max_retry_wait_seconds,
+                status_forcelist=RETRY_STATUSES,
+                allowed_methods=frozenset({"GET"}),
+                respect_retry_after_header=True,
+                retry_after_max=self.max_retry_wait_seconds,
+                # the last answer is returned, so its status and body make the error
+                raise_on_status=False,
+            )
+            session = requests.Session()
+            adapter = HTTPAdapter(max_retries=retry)
+            session.mount("http://", adapter)
+            session.mount("https://", adapter)
+            self._session = session
         return self._session
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
@@ -176,17 +208,20 @@ class _HttpWeatherSource(WeatherSource):
         if not self._secrets():
             yield
             return
-        log = logging.getLogger("urllib3.connectionpool")
+        logs = [logging.getLogger(name) for name in _URL_LOGGERS]
         redactor = _RedactingFilter(self._redact)
-        log.addFilter(redactor)
+        for log in logs:
+            log.addFilter(redactor)
         try:
             yield
         finally:
-            log.removeFilter(redactor)
+            for log in logs:
+                log.removeFilter(redactor)
 
     def _get(self, what: str, params: Mapping[str, Any]) -> requests.Response:
-        """GET ``base_url``; transport errors become `WeatherSourceError` without the
-        original exception attached, because its text holds the full URL."""
+        """GET ``base_url``, retried as the class says; transport errors left after the
+        retries become `WeatherSourceError` without the original exception attached,
+        because its text holds the full URL."""
         try:
             with self._redacted_logs():
                 return self._http().get(
@@ -233,14 +268,41 @@ def parse_kma_items(items: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     return parse_measurements(frame)
 
 
-def _kma_items(body: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+def _kma_total(body: Mapping[str, Any], what: str) -> int:
+    """``totalCount``, which KMA sends as a number or a string of digits."""
+    total = body.get("totalCount")
+    if total is None:
+        raise WeatherSourceError(f"{what}: malformed KMA response: totalCount is missing")
+    try:
+        count = int(str(total).strip())
+    except ValueError:
+        raise WeatherSourceError(
+            f"{what}: malformed KMA response: totalCount is not a number: {total!r}"
+        ) from None
+    if count < 0:
+        raise WeatherSourceError(f"{what}: malformed KMA response: totalCount is {count}")
+    return count
+
+
+def _kma_items(body: Mapping[str, Any], what: str) -> list[Mapping[str, Any]]:
     items = body.get("items")
-    if not isinstance(items, Mapping):  # "" when a page is empty
+    if items is None or items == "":  # "" when a page is empty
         return []
+    if not isinstance(items, Mapping):
+        raise WeatherSourceError(
+            f"{what}: malformed KMA response: items is not an object: {_snippet(repr(items))}"
+        )
     item = items.get("item")
     if isinstance(item, Mapping):  # a single item is sometimes not wrapped in a list
         return [item]
-    return list(item or [])
+    if not item:
+        return []
+    if not isinstance(item, list) or not all(isinstance(i, Mapping) for i in item):
+        raise WeatherSourceError(
+            f"{what}: malformed KMA response: items.item is not a list of objects: "
+            f"{_snippet(repr(item))}"
+        )
+    return item
 
 
 def _hour_range_kst(start: pd.Timestamp, end: pd.Timestamp) -> tuple[datetime, datetime] | None:
@@ -313,9 +375,15 @@ class KmaAsosWeatherSource(_HttpWeatherSource):
         page = 1
         while True:
             body = self._kma_page(what, {**params, "pageNo": page})
-            total = int(body.get("totalCount") or 0)
-            page_items = _kma_items(body)
+            total = _kma_total(body, f"{what} page {page}")
+            page_items = _kma_items(body, f"{what} page {page}")
             items.extend(page_items)
+            if not items and not total:
+                # as for resultCode 03: a silent empty day is worse than a failed partition
+                raise self._error(
+                    f"{what}: the service returned no observations (resultCode 00, "
+                    "totalCount 0); check the station id and the window"
+                )
             if len(items) >= total:
                 return items
             if not page_items:
@@ -347,7 +415,12 @@ class KmaAsosWeatherSource(_HttpWeatherSource):
         if code != KMA_OK:
             raise self._result_error(what, code, message)
         body = payload["response"].get("body")
-        return body if isinstance(body, Mapping) else {}
+        if not isinstance(body, Mapping):
+            raise self._error(
+                f"{what}: malformed KMA response: response.body is missing or not an object: "
+                f"{_snippet(response.text)}"
+            )
+        return body
 
     def _result_error(self, what: str, code: str, message: str) -> WeatherSourceError:
         text = f"{what}: KMA resultCode {code} ({message})"
@@ -406,38 +479,59 @@ OPEN_METEO_HOURLY: dict[str, tuple[str, dict[str, Converter]]] = {
 }
 
 
-def parse_open_meteo(payload: Mapping[str, Any], station: str) -> pd.DataFrame:
+def _open_meteo_what(station: str, window: str) -> str:
+    return f"Open-Meteo station {station} {window}".rstrip()
+
+
+def parse_open_meteo(payload: Mapping[str, Any], station: str, window: str = "") -> pd.DataFrame:
     """One Open-Meteo response (column-wise ``hourly`` arrays, ``null`` = missing) → raw SI
-    table for ``station``.
+    table for ``station``; ``window`` (the dates asked for) only names the request in errors.
 
     Units are read from ``hourly_units``, never assumed; an unknown unit is an error
     rather than a guess. Times are local wall-clock times; ``utc_offset_seconds`` maps
-    them to UTC. A variable absent from ``hourly`` stays missing.
+    them to UTC. A variable absent from ``hourly`` stays missing; one that is present but
+    not an array, like no times at all, is an error: the run must not go on with no rows.
     """
+    what = _open_meteo_what(station, window)
     hourly = payload.get("hourly")
-    if not isinstance(hourly, Mapping) or "time" not in hourly:
-        raise WeatherSourceError(f"Open-Meteo station {station}: response has no hourly.time")
+    if not isinstance(hourly, Mapping) or not isinstance(hourly.get("time"), list):
+        raise WeatherSourceError(f"{what}: hourly.time is missing or not a list")
+    times = hourly["time"]
+    if not times:
+        raise WeatherSourceError(
+            f"{what}: the service returned no observations (hourly.time is empty)"
+        )
     hourly_units = payload.get("hourly_units") or {}
-    times = list(hourly["time"])
+    if not isinstance(hourly_units, Mapping):
+        raise WeatherSourceError(f"{what}: hourly_units is not an object")
+    offset_seconds = payload.get("utc_offset_seconds") or 0
+    try:
+        offset = timedelta(seconds=int(offset_seconds))
+    except (TypeError, ValueError, OverflowError):
+        raise WeatherSourceError(
+            f"{what}: utc_offset_seconds is not a number: {offset_seconds!r}"
+        ) from None
     frame = pd.DataFrame(index=pd.RangeIndex(len(times)))
     frame["station"] = station
-    offset = timedelta(seconds=int(payload.get("utc_offset_seconds") or 0))
     frame["time_utc"] = _local_times_to_utc(
         pd.Series(times, dtype=object), OPEN_METEO_TIME_FORMAT, offset, "time"
     )
     for variable, (column, converters) in OPEN_METEO_HOURLY.items():
         if variable not in hourly:
             continue
-        values = list(hourly[variable])
+        values = hourly[variable]
+        if not isinstance(values, list):
+            raise WeatherSourceError(
+                f"{what}: hourly.{variable} is not a list: {_snippet(repr(values))}"
+            )
         if len(values) != len(times):
             raise WeatherSourceError(
-                f"Open-Meteo station {station}: hourly.{variable} has {len(values)} values "
-                f"for {len(times)} times"
+                f"{what}: hourly.{variable} has {len(values)} values for {len(times)} times"
             )
         unit = hourly_units.get(variable)
         if unit not in converters:
             raise WeatherSourceError(
-                f"Open-Meteo station {station}: unknown unit {unit!r} for hourly.{variable} "
+                f"{what}: unknown unit {unit!r} for hourly.{variable} "
                 f"(known: {', '.join(converters)})"
             )
         frame[column] = _convert(pd.Series(values, dtype=object), converters[unit])
@@ -460,6 +554,7 @@ class OpenMeteoWeatherSource(_HttpWeatherSource):
             return _empty_raw()
         last_day = end_ts - pd.Timedelta(1, "ns")
         frames = []
+        window = f"{start_ts:%Y-%m-%d}..{last_day:%Y-%m-%d} UTC"
         for station, coordinates in sorted(self.stations.items()):
             latitude, longitude = _coordinates(station, coordinates)
             params = {
@@ -470,8 +565,8 @@ class OpenMeteoWeatherSource(_HttpWeatherSource):
                 "hourly": ",".join(OPEN_METEO_HOURLY),
                 "timezone": "GMT",
             }
-            payload = self._open_meteo_payload(f"Open-Meteo station {station}", params)
-            frames.append(parse_open_meteo(payload, station))
+            payload = self._open_meteo_payload(_open_meteo_what(station, window), params)
+            frames.append(parse_open_meteo(payload, station, window))
         return _in_window(_concat_raw(frames), start_ts, end_ts)
 
     def _open_meteo_payload(self, what: str, params: Mapping[str, Any]) -> Mapping[str, Any]:

@@ -26,7 +26,8 @@ from comfort_assets.domain.units import convert_declared
 
 
 class SourceSchemaError(ValueError):
-    """A source delivered a table that does not have the columns it must have."""
+    """A source delivered a table that cannot be read as the schema wants: its columns,
+    text encoding, separator or times."""
 
 
 class WeatherSource(dg.ConfigurableResource):
@@ -129,9 +130,20 @@ class BundledWeatherSource(WeatherSource):
 
 
 TIME_COLUMNS = ("time_utc", "time")
+#: Separators a spreadsheet export uses instead of commas (Excel in many locales: ';').
+OTHER_SEPARATORS = (";", "\t")
 
 
 def _time_column(columns: list[str], path: Path) -> str:
+    """The time column's name; a header read as one column names its separator, not the
+    missing time column (pandas would list the whole header as one column name)."""
+    if len(columns) == 1:
+        separator = next((s for s in OTHER_SEPARATORS if s in columns[0]), None)
+        if separator is not None:
+            raise SourceSchemaError(
+                f"{path.name}: the separator looks like {separator!r}: "
+                "columns must be separated by commas"
+            )
     found = [c for c in TIME_COLUMNS if c in columns]
     if len(found) != 1:
         raise SourceSchemaError(
@@ -148,10 +160,23 @@ def _as_text(times: pd.Series) -> pd.Series:
     return times.astype("string").astype(object)
 
 
+def _read_csv(
+    path: Path, columns: list[str] | None = None, rows: int | None = None
+) -> pd.DataFrame:
+    """A CSV as text; a file in another encoding gets the fix, not the codec's byte offset."""
+    try:
+        return pd.read_csv(path, dtype=str, keep_default_na=False, usecols=columns, nrows=rows)
+    except UnicodeDecodeError:
+        raise SourceSchemaError(
+            f"{path.name}: not UTF-8 text (a KMA portal export is CP949: re-save it as UTF-8, "
+            "e.g. `iconv -f cp949 -t utf-8 in.csv > out.csv`)"
+        ) from None
+
+
 def _read_table(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
     if path.suffix.lower() == ".parquet":
         return pd.read_parquet(path, columns=columns)
-    return pd.read_csv(path, dtype=str, keep_default_na=False, usecols=columns)
+    return _read_csv(path, columns)
 
 
 def _header(path: Path) -> list[str]:
@@ -159,7 +184,7 @@ def _header(path: Path) -> list[str]:
         import pyarrow.parquet as pq
 
         return list(pq.read_schema(path).names)
-    return list(pd.read_csv(path, nrows=0).columns)
+    return list(_read_csv(path, rows=0).columns)
 
 
 def _existing(path: str) -> Path:
@@ -180,7 +205,17 @@ def _file_span(key: tuple[str, int, int], timezone: str | None) -> DaySpan:
     except TimeZoneError:
         # the span only places the partitions; ingestion refuses naive times by name
         parsed = pd.to_datetime(times, format="ISO8601", utc=True, errors="coerce")
-    return day_span(pd.to_datetime(parsed, utc=True, errors="coerce"))
+    # unparsable times come back as text: only real timestamps place the span (pandas would
+    # guess a format for the text, warn on stderr and find nothing)
+    is_time = parsed.map(lambda value: isinstance(value, pd.Timestamp)).astype(bool)
+    given = times[~is_time].dropna().astype(str).str.strip()
+    given = given[given != ""]
+    if not is_time.any() and not given.empty:
+        raise SourceSchemaError(
+            f"{path.name}: times must be ISO 8601 with a zone (e.g. 2021-07-01T00:00:00Z); "
+            f"column {column} has {given.iloc[0][:40]!r}"
+        )
+    return day_span(parsed[is_time])
 
 
 def file_span(path: str, timezone: str | None = None) -> DaySpan:
@@ -193,8 +228,8 @@ def _read_file(
     key: tuple[str, int, int], timezone: str | None, units: tuple[tuple[str, str], ...]
 ) -> pd.DataFrame:
     path = Path(key[0])
+    time_column = _time_column(_header(path), path)  # before a misseparated body fails to parse
     table = _read_table(path)
-    time_column = _time_column(list(table.columns), path)
     required = {"station", "temp_c", "humidity_pct"}
     missing = sorted(required - set(table.columns))
     unknown = sorted(set(table.columns) - {"station", time_column, *MEASURED})
