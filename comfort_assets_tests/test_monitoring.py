@@ -4,8 +4,10 @@ the monitoring assets and their checks, and the sensors that retrain and notify.
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from datetime import UTC, datetime
+from unittest import mock
 
 import dagster as dg
 import numpy as np
@@ -341,11 +343,48 @@ def test_failed_runs_and_promotions_are_notified(loop, webhook):
             },
         )
     )
-    context = dg.build_sensor_context(
-        instance=loop.instance, resources={"notifier": loop.notifier}, definitions=defs
-    )
-    sensors.promotion_notifier.evaluate_tick(context)
+
+    def first_tick() -> None:
+        context = dg.build_sensor_context(
+            instance=loop.instance, resources={"notifier": loop.notifier}, definitions=defs
+        )
+        sensors.promotion_notifier.evaluate_tick(context)
+
+    now = time.time()
+    with mock.patch.object(sensors.time, "time", lambda: now + 3600):
+        first_tick()  # a daemon started an hour later: old news
+    assert not any("weather-predictor-002 promoted" in t for t in webhook.texts)
+    first_tick()
     assert any("weather-predictor-002 promoted" in t for t in webhook.texts)
+
+
+def test_a_failed_run_of_the_comfort_cli_is_notified_and_a_stopped_one_is_not(loop, webhook):
+    """`comfort` runs jobs in process: their runs name no code location, and a sensor that
+    watches only its own location's runs never saw them fail."""
+
+    @dg.asset
+    def broken() -> None:
+        raise RuntimeError("object store unreachable")
+
+    def tick(cursor: str | None) -> str | None:
+        context = dg.build_sensor_context(  # as the daemon ticks it: in a repository
+            instance=loop.instance,
+            cursor=cursor,
+            repository_name=defs.get_repository_def().name,
+            resources={"notifier": loop.notifier},
+            definitions=defs,
+        )
+        sensors.run_failure_notifier.evaluate_tick(context)
+        return context.cursor
+
+    cursor = tick(None)  # the first tick starts from now
+    failed = dg.materialize([broken], instance=loop.instance, raise_on_error=False)
+    assert failed.dagster_run.remote_job_origin is None
+    stopped = dg.materialize([broken], instance=loop.instance, raise_on_error=False)
+    loop.instance.report_run_canceled(loop.instance.get_run_by_id(stopped.run_id))
+    tick(cursor)
+    alerts = [t for t in webhook.texts if "run_failure" in t]
+    assert len(alerts) == 1 and failed.run_id in alerts[0] and stopped.run_id not in alerts[0]
 
 
 def test_weekly_evaluation_reads_four_weeks_of_the_latest_day():

@@ -21,6 +21,8 @@ from comfort_assets.domain.monitoring import retrain_reason
 from comfort_assets.resources.notifier import Alert, Notifier
 
 RETRAINING_JOB = "retraining_job"
+#: On its first tick, the promotion sensor announces only a registration this recent.
+FIRST_TICK_NEWS_S = 600.0
 #: The checks the retrain rule reads (drift is among them, but never decides alone).
 WATCHED_CHECKS: tuple[dg.AssetCheckKey, ...] = tuple(
     dg.AssetCheckKey(dg.AssetKey(asset), name)
@@ -88,6 +90,19 @@ def new_check_outcomes(
     return sorted(outcomes, key=lambda o: o.storage_id)
 
 
+def newest_day_verdicts(outcomes: Sequence[CheckOutcome]) -> list[CheckOutcome]:
+    """The latest evaluation of each check on the newest monitored day among ``outcomes``.
+    A failure that a later evaluation of the same day overturned (duplicates removed, late
+    actuals) is no reason to retrain, and neither is one of an earlier day: a decay that
+    lasts shows on the newest day too, and the run's tags then describe one day."""
+    newest = max(o.partition or "" for o in outcomes)
+    latest: dict[tuple[str, str], CheckOutcome] = {}
+    for outcome in sorted(outcomes, key=lambda o: o.storage_id):
+        if (outcome.partition or "") == newest:
+            latest[(outcome.asset, outcome.check)] = outcome
+    return list(latest.values())
+
+
 def _run_partition(instance: dg.DagsterInstance, run_id: str) -> str | None:
     run = instance.get_run_by_id(run_id)
     return run.tags.get("dagster/partition") if run else None
@@ -118,12 +133,14 @@ def retrain_tags(reason: str, trigger: CheckOutcome, failed: Iterable[CheckOutco
     "champion's domain; drift alone does not. One request per cooldown.",
 )
 def monitoring_retrain_sensor(context: dg.SensorEvaluationContext, notifier: Notifier):
+    cooldown = cooldown_seconds()  # a bad setting fails every tick at once, not the first retrain
     cursor = RetrainCursor.parse(context.cursor)
     outcomes = new_check_outcomes(context.instance, WATCHED_CHECKS, cursor.after)
     if not outcomes:
         return dg.SkipReason("no new monitoring check evaluations")
     latest = max(o.storage_id for o in outcomes)
-    failed = [o for o in outcomes if not o.passed]
+    verdicts = newest_day_verdicts(outcomes)
+    failed = [o for o in verdicts if not o.passed]
     reason = retrain_reason(o.check for o in failed)
     if reason is None:
         context.update_cursor(RetrainCursor(latest, cursor.last_request).dump())
@@ -133,9 +150,9 @@ def monitoring_retrain_sensor(context: dg.SensorEvaluationContext, notifier: Not
             + ("drift without decay: no retrain" if drifted else "no decay")
         )
     now = time.time()
-    if cursor.last_request is not None and now - cursor.last_request < cooldown_seconds():
+    if cursor.last_request is not None and now - cursor.last_request < cooldown:
         context.update_cursor(RetrainCursor(latest, cursor.last_request).dump())
-        wait_h = (cooldown_seconds() - (now - cursor.last_request)) / 3600
+        wait_h = (cooldown - (now - cursor.last_request)) / 3600
         return dg.SkipReason(f"{reason}, but a retrain was requested {wait_h:.1f} h too recently")
     order = {key.name: i for i, key in enumerate(WATCHED_CHECKS)}
     trigger = min(failed, key=lambda o: (order[o.check], -o.storage_id))
@@ -171,6 +188,10 @@ def _number(text: str) -> float | None:
 def promotion_notifier(
     context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry, notifier: Notifier
 ):
+    age = time.time() - asset_event.timestamp
+    if context.cursor is None and age > FIRST_TICK_NEWS_S:
+        # the first tick of a daemon started later finds the last registration ever made
+        return dg.SkipReason(f"registered {age / 3600:.1f} h before this sensor's first tick")
     metadata = asset_event.asset_materialization.metadata
     value = {k: v.value for k, v in metadata.items()}
     promoted = bool(value.get("promoted"))
@@ -191,11 +212,17 @@ def promotion_notifier(
 
 @dg.run_failure_sensor(
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Sends every failed run of this code location to the notifier (except a step "
-    "that already sent its own alert, such as a failed self-test step).",
+    # the `comfort` CLI runs jobs in process: its runs name no code location, and a sensor
+    # watching only its own location's runs never saw them fail
+    monitor_all_code_locations=True,
+    description="Sends every failed run on this instance to the notifier, the `comfort` "
+    "CLI's too (except a run stopped with Ctrl-C, and a step that already sent its own "
+    "alert, such as a failed self-test step).",
 )
 def run_failure_notifier(context: dg.RunFailureSensorContext, notifier: Notifier):
     run = context.dagster_run
+    if run.status == dg.DagsterRunStatus.CANCELED:  # a person stopped it: no news
+        return
     failures = context.get_step_failure_events()
     if failures and all(_already_notified(event) for event in failures):
         return
