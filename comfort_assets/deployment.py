@@ -13,20 +13,24 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import re
 import warnings
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dagster as dg
 from dagster_aws.s3 import S3Resource
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from comfort_assets.domain.partitions import DaySpan
 from comfort_assets.domain.units import parse_declarations
 from comfort_assets.resources.io_manager import ObjectStoreIOManager
-from comfort_assets.resources.notifier import Notifier
+from comfort_assets.resources.notifier import WEBHOOK_ENV, Notifier, masked
 from comfort_assets.resources.object_store import LocalObjectStore, ObjectStore, S3ObjectStore
-from comfort_assets.resources.prediction_store import PredictionStore
+from comfort_assets.resources.prediction_store import PredictionStore, normalise_url
 from comfort_assets.resources.progress import ProgressReporter
 from comfort_assets.resources.registry import ModelRegistry
 from comfort_assets.resources.tracking import TRACKER_MODES, ExperimentTracker
@@ -64,6 +68,21 @@ def whole_number_setting(name: str, default: int, minimum: int = 0) -> int:
         text = os.environ.get(name, "")
         raise SettingError(f"{name} must be a whole number ≥ {minimum}, got {text[:40]!r}")
     return int(value)
+
+
+def check_http_url(name: str, url: str) -> None:
+    """``url`` must be an http(s) URL with a host, without spaces or control characters (the
+    client would refuse it mid-run). The message shows its scheme and host alone: a
+    webhook's path is its secret."""
+    try:
+        parts = urlsplit(url)
+        usable = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
+    except ValueError:  # an unclosed IPv6 bracket, a port that is not a number
+        usable = False
+    if not usable or re.search(r"[\x00-\x20\x7f]", url):
+        raise SettingError(
+            f"{name} must be an http(s) URL with a host and no spaces, got {masked(url)}"
+        )
 
 
 def environment() -> str:
@@ -157,14 +176,54 @@ def object_store(resolve_env: bool = False) -> ObjectStore:
     the Bento service); Dagster resolves `dg.EnvVar` itself and shows the variable's name."""
     if environment() == "local":
         return LocalObjectStore(root=str(comfort_home() / "store"))
-    if resolve_env and not os.environ.get("COMFORT_S3_BUCKET"):
-        raise SettingError("COMFORT_ENV=production needs COMFORT_S3_BUCKET (the object store)")
+    if resolve_env:
+        _check_s3_settings()
     bucket = os.environ["COMFORT_S3_BUCKET"] if resolve_env else dg.EnvVar("COMFORT_S3_BUCKET")
     return S3ObjectStore(
         s3=S3Resource(endpoint_url=os.environ.get("AWS_ENDPOINT_URL_S3")),
         bucket=bucket,
         prefix=os.environ.get("COMFORT_S3_PREFIX", "comfort-assets"),
     )
+
+
+#: S3's rule for a bucket's name: 3–63 lowercase letters, digits, dots and hyphens, starting
+#: and ending with a letter or a digit
+S3_BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+
+
+def _check_s3_settings() -> None:
+    """The bucket is required and must be a valid name (boto3 refuses it only when the run
+    first writes); an endpoint must be an http(s) URL."""
+    bucket = os.environ.get("COMFORT_S3_BUCKET")
+    if not bucket:
+        raise SettingError("COMFORT_ENV=production needs COMFORT_S3_BUCKET (the object store)")
+    if not S3_BUCKET_NAME.fullmatch(bucket):
+        raise SettingError(
+            "COMFORT_S3_BUCKET must be an S3 bucket name (3–63 lowercase letters, digits, dots "
+            f"and hyphens, starting and ending with a letter or digit), got {bucket[:70]!r}"
+        )
+    if endpoint := os.environ.get("AWS_ENDPOINT_URL_S3"):
+        check_http_url("AWS_ENDPOINT_URL_S3", endpoint)
+
+
+#: the prediction store's databases: `prediction_store.py` speaks SQLite and PostgreSQL
+DATABASES = ("sqlite", "postgresql")
+
+
+def check_database_url(url: str) -> None:
+    """A SQLAlchemy URL of a database the prediction store speaks. The message shows the
+    URL's scheme alone: the rest may hold a password."""
+    try:
+        backend = make_url(normalise_url(url)).get_backend_name()
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
+        raise SettingError(
+            "COMFORT_PREDICTION_DB_URL is not a database URL "
+            "(sqlite:///path or postgresql://user@host/db)"
+        ) from None
+    if backend not in DATABASES:
+        raise SettingError(
+            f"COMFORT_PREDICTION_DB_URL must be a {' or '.join(DATABASES)} URL, got {backend!r}"
+        )
 
 
 def prediction_store(resolve_env: bool = False) -> PredictionStore:
@@ -178,6 +237,7 @@ def prediction_store(resolve_env: bool = False) -> PredictionStore:
         return PredictionStore(url=dg.EnvVar("COMFORT_PREDICTION_DB_URL"))
     if not url:
         raise SettingError("COMFORT_ENV=production needs COMFORT_PREDICTION_DB_URL")
+    check_database_url(url)
     return PredictionStore(url=url)
 
 
@@ -222,6 +282,8 @@ def weather_source() -> WeatherSource:
     if kind == "open-meteo":
         stations = os.environ.get("COMFORT_OPEN_METEO_STATIONS") or "SEOUL=37.5714:126.9658"
         url = os.environ.get("COMFORT_OPEN_METEO_URL")
+        if url:
+            check_http_url("COMFORT_OPEN_METEO_URL", url)
         return OpenMeteoWeatherSource(
             stations=_open_meteo_stations(stations), **({"base_url": url} if url else {})
         )
@@ -230,9 +292,9 @@ def weather_source() -> WeatherSource:
         station_ids = [int(s) for s in stations.split(",") if s.strip()]
     except ValueError:
         station_ids = []
-    if not station_ids or len(set(station_ids)) != len(station_ids):
+    if not station_ids or len(set(station_ids)) != len(station_ids) or min(station_ids) < 1:
         raise SettingError(
-            f"COMFORT_KMA_STATIONS must be distinct KMA station ids like 108,159, "
+            f"COMFORT_KMA_STATIONS must be distinct, positive KMA station ids like 108,159, "
             f"got {stations[:40]!r}"
         )
     return KmaAsosWeatherSource(service_key=dg.EnvVar("KMA_SERVICE_KEY"), station_ids=station_ids)
@@ -272,6 +334,8 @@ def check_settings(needs: str = "everything") -> None:
         return
     prediction_store(resolve_env=True)
     cooldown_seconds()
+    if webhook := os.environ.get(WEBHOOK_ENV):  # else a run "succeeds", its alerts lost
+        check_http_url(WEBHOOK_ENV, webhook)
     mode = os.environ.get("WANDB_MODE")
     if mode and mode not in TRACKER_MODES:
         raise SettingError(f"WANDB_MODE must be one of {TRACKER_MODES}, got {mode[:40]!r}")
@@ -325,7 +389,7 @@ def check_weather_settings(key: bool = True, contents: bool = True) -> None:
             FileWeatherSource(
                 path=_weather_file(), timezone=_weather_timezone(), units=_declared_units()
             ).read()
-    if key and kind == "kma" and not os.environ.get("KMA_SERVICE_KEY"):
+    if key and kind == "kma" and not os.environ.get("KMA_SERVICE_KEY", "").strip():
         raise SettingError("COMFORT_SOURCE=kma needs KMA_SERVICE_KEY (a data.go.kr service key)")
 
 

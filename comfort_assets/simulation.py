@@ -68,6 +68,8 @@ TUNING_FOLDS = 2
 
 #: A century of days: more than any weather file holds, and inside pandas' range of times.
 MAX_DAYS = 36_500
+#: The longest cooldown: as long as the longest replay (1e308 days overflowed to inf hours).
+MAX_COOLDOWN_DAYS = MAX_DAYS
 #: Days from the source's first day to the end of the shortest training split that holds a
 #: row: a row needs ``WINDOW_HOURS - 1`` hours of history before its origin and its target
 #: ``HORIZON`` hours after it, and the first observation may come as late as 23:00 (6 days;
@@ -212,8 +214,11 @@ def _options(argv: Sequence[str] | None) -> Options:
             raise UsageError(f"--{name.replace('_', '-')} must be at least 1")
     if args.days is not None and args.days > MAX_DAYS:
         raise UsageError(f"--days must be at most {MAX_DAYS}, got {args.days}")
-    if not (math.isfinite(args.cooldown_days) and args.cooldown_days >= 0):
-        raise UsageError(f"--cooldown-days must be a number ≥ 0, got {args.cooldown_days}")
+    if not (math.isfinite(args.cooldown_days) and 0 <= args.cooldown_days <= MAX_COOLDOWN_DAYS):
+        raise UsageError(
+            f"--cooldown-days must be a number from 0 to {MAX_COOLDOWN_DAYS:,}, "
+            f"got {args.cooldown_days:g}"
+        )
     if not (math.isfinite(args.rmse_factor) and args.rmse_factor > 0):
         raise UsageError(f"--rmse-factor must be a number > 0, got {args.rmse_factor}")
     if args.out is not None:

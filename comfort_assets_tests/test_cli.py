@@ -212,6 +212,44 @@ SETTING_MISTAKES = {
         "COMFORT_START_DATE",
     ),
     "no serving workers": ({"COMFORT_SERVING_WORKERS": "0"}, "COMFORT_SERVING_WORKERS"),
+    "webhook not a URL": ({"COMFORT_SLACK_WEBHOOK_URL": "not-a-url"}, "COMFORT_SLACK_WEBHOOK_URL"),
+    "webhook not http": (
+        {"COMFORT_SLACK_WEBHOOK_URL": "ftp://127.0.0.1/services/T0/B0/SECRET"},
+        "COMFORT_SLACK_WEBHOOK_URL",
+    ),
+    "webhook with a space": (
+        {"COMFORT_SLACK_WEBHOOK_URL": "https://hooks.slack.com/services/T0/B0/SECRET TOKEN"},
+        "COMFORT_SLACK_WEBHOOK_URL",
+    ),
+    "prediction database not a URL": (
+        {"COMFORT_PREDICTION_DB_URL": "garbage"},
+        "COMFORT_PREDICTION_DB_URL",
+    ),
+    "prediction database not supported": (
+        {"COMFORT_PREDICTION_DB_URL": "mysql://comfort:SECRET@db/comfort"},
+        "COMFORT_PREDICTION_DB_URL",
+    ),
+    "Open-Meteo not a URL": (
+        {"COMFORT_SOURCE": "open-meteo", "COMFORT_OPEN_METEO_URL": "notaurl"},
+        "COMFORT_OPEN_METEO_URL",
+    ),
+    "negative KMA station": (
+        {"COMFORT_SOURCE": "kma", "KMA_SERVICE_KEY": "k", "COMFORT_KMA_STATIONS": "-5"},
+        "COMFORT_KMA_STATIONS",
+    ),
+    "blank KMA key": ({"COMFORT_SOURCE": "kma", "KMA_SERVICE_KEY": " "}, "KMA_SERVICE_KEY"),
+    "not a bucket name": (
+        {"COMFORT_ENV": "production", "COMFORT_S3_BUCKET": "not a bucket!"},
+        "COMFORT_S3_BUCKET",
+    ),
+    "S3 endpoint not a URL": (
+        {
+            "COMFORT_ENV": "production",
+            "COMFORT_S3_BUCKET": "comfort",
+            "AWS_ENDPOINT_URL_S3": "minio:9000",
+        },
+        "AWS_ENDPOINT_URL_S3",
+    ),
     "half a serving worker": ({"COMFORT_SERVING_WORKERS": "1.5"}, "COMFORT_SERVING_WORKERS"),
     "negative reload": ({"COMFORT_RELOAD_SECONDS": "-5"}, "COMFORT_RELOAD_SECONDS"),
     "relative Dagster home": ({"DAGSTER_HOME": "relative/dagster"}, "DAGSTER_HOME"),
@@ -640,3 +678,29 @@ def test_a_reader_that_stops_early_gets_no_traceback(home):
     finally:
         os.close(write_end)
     assert listing.returncode == 141 and listing.stderr == ""
+
+
+@pytest.mark.parametrize(
+    "case", [case for case, (settings, _) in SETTING_MISTAKES.items() if "SECRET" in str(settings)]
+)
+def test_a_setting_mistake_never_shows_its_secret(home, capsys, monkeypatch, case):
+    """A webhook URL's path and a database URL's password are secrets: the one line naming
+    the variable must not carry them to a terminal or a CI log."""
+    settings, _ = SETTING_MISTAKES[case]
+    for name, value in settings.items():
+        monkeypatch.setenv(name, value)
+    assert cli.main(["train", "--random-state", "1"]) == 2
+    error = capsys.readouterr().err
+    assert "SECRET" not in error and "services" not in error, error
+
+
+@pytest.mark.parametrize("hours", ["abc", "-1", "nan", "inf"])
+def test_comfort_run_refuses_a_cooldown_that_is_not_a_finite_number_of_hours(
+    home, capsys, monkeypatch, hours
+):
+    """`comfort run` checks the cooldown before the run starts, not when the sensor reads it."""
+    monkeypatch.setattr(cli, "_launch", lambda *a, **k: pytest.fail("nothing may run"))
+    monkeypatch.setenv("COMFORT_RETRAIN_COOLDOWN_HOURS", hours)
+    assert cli.main(["run"]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("comfort: error: COMFORT_RETRAIN_COOLDOWN_HOURS"), error

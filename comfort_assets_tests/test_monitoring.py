@@ -191,6 +191,8 @@ def test_a_clean_day_passes_every_check_and_nothing_is_retrained(loop, webhook, 
     shown = result.asset_materializations_for_node("production_performance")[0].metadata
     assert shown["rmse"].value == round(overall["rmse"], 4)  # as people read it
     assert shown["skill"].value == f"{overall['skill'] * 100:.1f} %" and "plot" in shown
+    assert shown["unlogged_days"].value == 6  # only 10 July was logged: the window says so
+    assert "prediction_log not materialized for 6 of them" in shown["window"].value
     data = loop.tick()
     assert not data.run_requests and "no decay" in data.skip_message
     assert webhook.bodies == []
@@ -304,8 +306,15 @@ def test_data_quality_checks_fail_on_a_missing_day_and_a_stuck_sensor(loop, bund
     clean.loc[ewr & day, ["temp_c", "humidity_pct"]] = np.nan
     clean.loc[ewr & day, "observed"] = False
     clean.loc[jfk & (hours >= pd.Timestamp("2013-07-01", tz="UTC")), "temp_c"] = 24.4
+    stitched = (clean["station"] == "LGA") & (hours == pd.Timestamp("2013-07-10T10:00Z"))
+    clean.loc[stitched, "temp_c"] += 15  # one hour from another year's record
     loop.ingest(clean)
     _, checks = loop.monitor("2013-07-10")
+    burst = checks["anomaly_burst"]
+    assert not burst.passed and burst.severity == dg.AssetCheckSeverity.WARN
+    assert burst.metadata["station"].value == "LGA" and "2 implausible jump(s)" in (
+        burst.metadata["message"].value
+    )
     assert not checks["day_complete"].passed
     assert checks["day_complete"].metadata["station"].value == "EWR"
     assert not checks["stuck_di_input"].passed

@@ -141,6 +141,22 @@ def test_performance_per_station_and_version_with_skill_against_persistence():
     assert table.loc["JFK", "days"] == 2  # 30 hourly forecasts from midnight
 
 
+def test_an_hour_asked_for_again_and_again_counts_once():
+    """A client retrying one badly forecast hour thirty times must not make a station look
+    decayed on its own: each model's station-hour counts once, its newest forecast."""
+    actual = np.full(24, 70.0)
+    day = _log(actual, actual + 1.0, actual + 2.0).assign(
+        created_at=pd.Timestamp("2013-07-01", tz=UTC)
+    )
+    retried = pd.concat([day.iloc[[5]]] * 30).assign(
+        prediction=80.0, created_at=pd.Timestamp("2013-07-02", tz=UTC)
+    )
+    table = mon.performance_table(pd.concat([day, retried])).set_index("station")
+    assert table.loc["JFK", "rows"] == 24
+    expected = np.sqrt((23 * 1.0**2 + 10.0**2) / 24)  # the newest forecast of hour 5 counts
+    assert table.loc["JFK", "rmse"] == pytest.approx(expected)
+
+
 @pytest.mark.parametrize(
     ("production_rmse", "passed"), [(2.0, True), (2.19, True), (2.21, False), (3.0, False)]
 )

@@ -96,6 +96,7 @@ def test_arm_rmse_and_weekly_table_score_the_same_rows_and_mark_retrains():
         (["--bogus"], "unrecognized arguments"),
         (["--days", "999999999"], "--days must be at most"),
         (["--cooldown-days", "nan"], "--cooldown-days must be a number"),
+        (["--cooldown-days", "1e308"], "--cooldown-days must be a number from 0 to 36,500"),
         (["--rmse-factor", "nan"], "--rmse-factor must be a number"),
         (["--out", "/etc/hostname"], "is a file"),
         (["--out", ""], "--out is empty"),

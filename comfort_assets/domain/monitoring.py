@@ -102,12 +102,22 @@ def feature_dict(features: object) -> dict[str, float]:
 
 
 # --- production performance -------------------------------------------------------------
+def one_forecast_per_hour(log: pd.DataFrame) -> pd.DataFrame:
+    """The newest forecast of each model for each station, hour and horizon: a client that
+    asks thirty times for one hour must not weigh that hour thirty times (it failed the skill
+    check on its own, and retrained the model)."""
+    newest_last = log.sort_values("created_at", kind="stable") if "created_at" in log else log
+    keys = [key for key in ("model_version", "station", "valid_at", "horizon_h") if key in log]
+    return newest_last.drop_duplicates(keys, keep="last").sort_index()
+
+
 def performance_table(log: pd.DataFrame) -> pd.DataFrame:
     """RMSE, bias and skill against persistence on the same hours: per station and model
     version, per version over all stations (station ``ALL``), with rows still pending and
-    the number of UTC days (by valid time) the known rows cover."""
+    the number of UTC days (by valid time) the known rows cover. Each model's station-hour
+    counts once (`one_forecast_per_hour`)."""
     rows = []
-    for version, by_version in log.groupby("model_version", sort=True):
+    for version, by_version in one_forecast_per_hour(log).groupby("model_version", sort=True):
         groups = [(ALL, by_version), *by_version.groupby("station", sort=True)]
         for station, group in groups:
             known = group[group["actual_source"] != "pending"]

@@ -1,18 +1,20 @@
 """Notifications: to the log by default, to a Slack incoming webhook when one is configured.
 
 Slack's own client (`slack_sdk.webhook.WebhookClient`) posts, with its retry handlers for
-server errors, rate limits (429, honouring ``Retry-After``) and dropped connections, each
-with exponential backoff. A notification that still fails is logged, never raised: an alert
-must not fail the run it reports on.
+server errors, rate limits (429, honouring ``Retry-After``) and connections refused or reset
+before the alert was sent, each with exponential backoff. A notification that still fails is
+logged, never raised: an alert must not fail the run it reports on. A webhook URL's path is
+its secret: what the notifier logs shows ``scheme://host/***`` instead.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from dataclasses import dataclass, field
-from http.client import RemoteDisconnected
 from urllib.error import URLError
+from urllib.parse import urlsplit
 
 import dagster as dg
 from slack_sdk.http_retry.builtin_handlers import (
@@ -25,6 +27,22 @@ from slack_sdk.webhook import WebhookClient
 
 WEBHOOK_ENV = "COMFORT_SLACK_WEBHOOK_URL"
 KINDS = ("drift", "decay", "quality", "promotion", "run_failure", "self_test", "retrain")
+
+#: slack_sdk logs its failures and retries with the whole webhook URL; the notifier logs
+#: each failure itself, masked, so the client's own lines are kept quiet
+_SLACK_SDK_LOG = logging.getLogger("comfort.notifier.slack_sdk")
+_SLACK_SDK_LOG.setLevel(logging.CRITICAL)
+
+
+def masked(url: str) -> str:
+    """``scheme://host/***``: what may be shown of a webhook URL, whose path is the secret."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        return "***"
+    if not (parts.scheme and parts.hostname):
+        return "a value that is not a URL (hidden: it may hold the secret)"
+    return f"{parts.scheme}://{parts.hostname}/***"
 
 
 @dataclass(frozen=True)
@@ -77,7 +95,9 @@ def _number(value: float | None) -> str:
 
 
 class Notifier(dg.ConfigurableResource):
-    """``webhook_url`` unset: alerts go to the Dagster log only."""
+    """``webhook_url`` unset: alerts go to the Dagster log only. A post takes at most
+    ``max_retries + 1`` tries of ``timeout_s`` each (per connect or read), with backoff
+    between them (and a 429's ``Retry-After``)."""
 
     webhook_url: str | None = None
     max_retries: int = 3
@@ -97,14 +117,13 @@ class Notifier(dg.ConfigurableResource):
         return WebhookClient(
             self.webhook_url or "",
             timeout=self.timeout_s,
+            logger=_SLACK_SDK_LOG,
             retry_handlers=[
-                # a webhook that does not answer in time is tried again too (at worst the
-                # alert arrives twice; slack_sdk retries only resets and refusals)
-                ConnectionErrorRetryHandler(
-                    self.max_retries,
-                    backoff,
-                    error_types=[URLError, ConnectionResetError, RemoteDisconnected, TimeoutError],
-                ),
+                # urllib wraps what fails while connecting or sending (refused, reset, connect
+                # timeout) in URLError: the alert did not arrive, try again. A read timeout or
+                # a drop while awaiting the answer is raised bare and not retried: the POST
+                # most likely arrived, and Slack would show it once per try
+                ConnectionErrorRetryHandler(self.max_retries, backoff, error_types=[URLError]),
                 ServerErrorRetryHandler(self.max_retries, backoff),
                 RateLimitErrorRetryHandler(self.max_retries, backoff),
             ],
@@ -116,12 +135,27 @@ class Notifier(dg.ConfigurableResource):
         log.warning(alert.text())
         if not self.webhook_url:
             return True
+        where = masked(self.webhook_url)
         try:
             response = self.client().send(text=alert.text(), blocks=alert.blocks())
         except Exception as error:  # an alert must never fail its run
-            log.error(f"Slack notification failed: {error!r}")
+            reason = self._redacted(str(error))
+            log.error(f"Slack notification to {where} failed: {type(error).__name__}: {reason}")
             return False
         if response.status_code != 200:
-            log.error(f"Slack answered {response.status_code}: {response.body[:200]}")
+            body = self._redacted(response.body)[:200]
+            log.error(f"Slack at {where} answered {response.status_code}: {body}")
             return False
         return True
+
+    def _redacted(self, text: str) -> str:
+        """``text`` with the webhook URL and its path masked, as written or as quoted by
+        ``repr`` (http.client's `InvalidURL` quotes the path)."""
+        url = self.webhook_url or ""
+        after_scheme = url.partition("://")[2] or url
+        path = after_scheme[after_scheme.find("/") :] if "/" in after_scheme else ""
+        for secret, shown in ((url, masked(url)), (path, "/***")):
+            if len(secret) > 1:  # not a bare "/"
+                for form in (secret, repr(secret)[1:-1]):
+                    text = text.replace(form, shown)
+        return text

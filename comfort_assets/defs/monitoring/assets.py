@@ -96,6 +96,15 @@ def _day(context: dg.AssetExecutionContext) -> tuple[pd.Timestamp, pd.Timestamp]
     return pd.Timestamp(window.start).tz_convert("UTC"), pd.Timestamp(window.end).tz_convert("UTC")
 
 
+def _unlogged_days(context: dg.AssetExecutionContext, start: pd.Timestamp, days: int) -> list[str]:
+    """The window's days whose prediction_log was never materialized: the window reads the
+    stored log, so a missed daily run would shrink it without a word."""
+    window = [f"{day:%Y-%m-%d}" for day in pd.date_range(end=start, periods=days, freq="D")]
+    first = context.assets_def.partitions_def.get_first_partition_key()
+    logged = context.instance.get_materialized_partitions(dg.AssetKey("prediction_log"))
+    return [day for day in window if day >= first and day not in logged]
+
+
 def _later_cards(registry: ModelRegistry, version: str) -> list[dict[str, Any]]:
     """Cards of the versions registered after ``version`` (challengers judged against it)."""
     versions = registry.versions()
@@ -268,9 +277,20 @@ def production_performance(
     skill_finding = mon.skill_decay(
         table, version, min_skill=config.min_skill, min_rows=config.min_rows
     )
+    unlogged = _unlogged_days(context, start, config.window_days)
     metadata: dict[str, Any] = {
         "champion": dg.MetadataValue.text(version),
-        "window": dg.MetadataValue.text(f"{config.window_days} days to {start.date()}"),
+        "window": dg.MetadataValue.text(
+            f"{config.window_days} days to {start.date()}"
+            + (
+                f"; prediction_log not materialized for {len(unlogged)} of them "
+                f"({', '.join(unlogged[:3])}{' …' if len(unlogged) > 3 else ''}): their "
+                "forecasts are not counted until it is"
+                if unlogged
+                else ""
+            )
+        ),
+        "unlogged_days": dg.MetadataValue.int(len(unlogged)),
         "forecasts": dg.MetadataValue.int(len(log)),
         "performance": markdown_table(table) if len(table) else dg.MetadataValue.text("none"),
     }
@@ -488,10 +508,14 @@ def data_quality_report(
         else f"no DI input repeated a value over {int(table['observed_hours'].sum())} "
         "observed station-hours",
     )
-    burst_row = table.sort_values("anomalies").iloc[-1]
+    # a jump no weather makes (a record stitched from two years) warns on its own: the
+    # bundled year has two, on one day
+    burst_row = table.sort_values(["implausible_jumps", "anomalies"]).iloc[-1]
+    if burst_row["implausible_jumps"] == 0:
+        burst_row = table.sort_values("anomalies").iloc[-1]
     burst = mon.Finding(
         "anomaly_burst",
-        bool(burst_row["anomalies"] < config.max_anomalies),
+        bool(burst_row["anomalies"] < config.max_anomalies and burst_row["implausible_jumps"] == 0),
         float(burst_row["anomalies"]),
         config.max_anomalies,
         str(burst_row["station"]),
