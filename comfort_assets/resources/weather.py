@@ -207,7 +207,10 @@ def _file_span(key: tuple[str, int, int], timezone: str | None) -> DaySpan:
         parsed = pd.to_datetime(times, format="ISO8601", utc=True, errors="coerce")
     # unparsable times come back as text: only real timestamps place the span (pandas would
     # guess a format for the text, warn on stderr and find nothing)
-    is_time = parsed.map(lambda value: isinstance(value, pd.Timestamp)).astype(bool)
+    if pd.api.types.is_datetime64_any_dtype(parsed):  # the usual case: no Python loop
+        is_time = parsed.notna()
+    else:
+        is_time = parsed.map(lambda value: isinstance(value, pd.Timestamp)).astype(bool)
     given = times[~is_time].dropna().astype(str).str.strip()
     given = given[given != ""]
     if not is_time.any() and not given.empty:
