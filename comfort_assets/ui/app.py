@@ -71,13 +71,6 @@ def weather(storage: str, start: datetime, end: datetime) -> pd.DataFrame:
     return data.clean_weather(deployment.object_store(resolve_env=True), start, end)
 
 
-@st.cache_data(ttl=10, show_spinner=False)
-def recent(storage: str, since: datetime) -> tuple[pd.DataFrame, int]:
-    return data.recent_predictions(
-        deployment.prediction_store(resolve_env=True), since, limit=RECENT_SHOWN
-    )
-
-
 @st.cache_data(ttl=5, show_spinner=False)
 def model_info(url: str) -> client.Answer:
     return client.call(url, "/model_info", {}, timeout=3, keys=("version", "horizon_h", "stations"))
@@ -343,8 +336,12 @@ with forecast_tab:
             show_problem(answer.problem)
 
 with recent_tab:
-    since = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(days=RECENT_DAYS)
-    predictions, logged = recent(_storage_key(), since)
+    # not cached: a forecast asked for a moment ago must be listed (the query reads the
+    # newest rows by an index, not the store)
+    since = datetime.now(UTC) - timedelta(days=RECENT_DAYS)
+    predictions, logged = data.recent_predictions(
+        deployment.prediction_store(resolve_env=True), since, limit=RECENT_SHOWN
+    )
     if predictions.empty:
         st.info(f"No predictions logged in the last {RECENT_DAYS} days: ask for a forecast first.")
     else:
