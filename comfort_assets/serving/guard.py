@@ -14,8 +14,9 @@ found, without touching its internals:
   traceback and the input; a 4xx becomes one INFO line with the field and a short reason.
 - `die_with_parent`: a worker whose `bentoml serve` parent is killed shuts down (drains)
   instead of holding the port.
-- `read_before_closing`: the drain also answers a request sent on a connection accepted
-  just before SIGTERM (uvicorn dropped it unread).
+- `read_before_closing`: the drain also answers a request sent just before SIGTERM on a
+  connection the worker had not accepted yet, or had accepted but not read (uvicorn reset
+  the first and dropped the second).
 - `bound_connections`: a request head must arrive within `HEAD_TIMEOUT_S` and
   `MAX_HEAD_BYTES` (else 408 or 431), and a worker keeps at most `MAX_CONNECTIONS` open
   (else 503): uvicorn waited forever for an unfinished head and read heads of any size, so
@@ -31,6 +32,7 @@ import logging
 import math
 import os
 import resource
+import select
 import signal
 import threading
 import time
@@ -425,6 +427,9 @@ def die_with_parent(interval_s: float = 0.5) -> None:
 #: How long a connection accepted before SIGTERM, whose request uvicorn has not read yet,
 #: keeps its chance to deliver it during the drain.
 UNREAD_GRACE_S = 1.0
+#: The most the drain waits for the listening socket's backlog to empty before it stops
+#: listening (clients that keep connecting are refused after it).
+BACKLOG_GRACE_S = 1.0
 _HTTP_PROTOCOLS = (
     ("uvicorn.protocols.http.httptools_impl", "HttpToolsProtocol"),
     ("uvicorn.protocols.http.h11_impl", "H11Protocol"),
@@ -432,14 +437,29 @@ _HTTP_PROTOCOLS = (
 
 
 def read_before_closing() -> None:
-    """Let the drain on SIGTERM answer a request already sent on a connection uvicorn has
-    accepted but not read yet. Uvicorn closes such a connection at once (its `shutdown`
-    sees no request), so that client's request, sent before the signal, met a dropped
-    connection (seen in CI by the drain test under load). Now such a connection
-    is closed after UNREAD_GRACE_S: a request that arrived meanwhile is answered first,
-    and the drain waits for it as for any other."""
+    """Let the drain on SIGTERM answer every request sent before it. Uvicorn stops
+    listening at once, which resets the connections still waiting in the socket's backlog
+    (a busy worker had not accepted them yet), and closes a connection it accepted but has
+    not read at once (its `shutdown` sees no request): both clients, whose requests were
+    sent before the signal, met a dropped connection (seen in CI by the drain test under
+    load). Now the drain first accepts the backlog (for at most BACKLOG_GRACE_S), and a
+    connection with nothing read yet is closed after UNREAD_GRACE_S: a request that
+    arrived meanwhile is answered first, and the drain waits for it as for any other."""
     import importlib
 
+    import uvicorn
+
+    if not getattr(uvicorn.Server.shutdown, "accepts_first", False):
+        stop_listening = uvicorn.Server.shutdown
+
+        async def shutdown(
+            self: Any, sockets: Any = None, stop_listening: Any = stop_listening
+        ) -> None:
+            await _accept_backlog(self.servers)
+            await stop_listening(self, sockets)
+
+        shutdown.accepts_first = True  # type: ignore[attr-defined]
+        uvicorn.Server.shutdown = shutdown
     for module, name in _HTTP_PROTOCOLS:
         try:  # httptools is optional: without it uvicorn speaks h11
             protocol = getattr(importlib.import_module(module), name)
@@ -449,14 +469,29 @@ def read_before_closing() -> None:
             continue
         close_now = protocol.shutdown
 
-        def shutdown(self: Any, close_now: Any = close_now) -> None:
+        def shutdown_connection(self: Any, close_now: Any = close_now) -> None:
             if self.cycle is None and not self.transport.is_closing():
                 self.loop.call_later(UNREAD_GRACE_S, _close_unless_closed, self, close_now)
             else:
                 close_now(self)
 
-        shutdown.reads_first = True  # type: ignore[attr-defined]
-        protocol.shutdown = shutdown
+        shutdown_connection.reads_first = True  # type: ignore[attr-defined]
+        protocol.shutdown = shutdown_connection
+
+
+async def _accept_backlog(servers: Sequence[asyncio.AbstractServer]) -> None:
+    """Wait until no connection waits in the listening sockets' backlog (the event loop,
+    still listening, accepts them itself), then one more moment for the accepted ones to
+    reach their protocol, so that uvicorn's shutdown sees them as open connections."""
+    listening = [sock for server in servers for sock in getattr(server, "sockets", ())]
+    deadline = time.monotonic() + BACKLOG_GRACE_S
+    while listening and time.monotonic() < deadline:
+        waiting, _, _ = select.select(listening, [], [], 0)
+        if not waiting:
+            break
+        await asyncio.sleep(0.01)
+    for _ in range(3):  # accepting, making the transport, `connection_made`
+        await asyncio.sleep(0)
 
 
 def _close_unless_closed(connection: Any, close_now: Any) -> None:
