@@ -225,13 +225,23 @@ def test_the_worker_dies_with_its_parent_and_frees_the_port(tmp_path, clean):
 
 
 @pytest.mark.parametrize(
-    ("variable", "value"), [("COMFORT_RELOAD_SECONDS", "abc"), ("COMFORT_SERVING_WORKERS", "0")]
+    ("variable", "value", "more"),
+    [
+        ("COMFORT_RELOAD_SECONDS", "abc", {}),
+        ("COMFORT_SERVING_WORKERS", "0", {}),
+        ("COMFORT_PREDICTION_DB_URL", "mysql://user@db/comfort", {}),
+        ("COMFORT_S3_BUCKET", "Not_A_Bucket", {"COMFORT_ENV": "production"}),
+    ],
 )
-def test_a_bad_setting_stops_the_start_with_one_line(tmp_path, variable, value):
-    """Not a worker that fails its start and is restarted forever."""
+def test_a_bad_setting_stops_the_start_with_one_line(tmp_path, variable, value, more):
+    """Not a worker that fails its start and is restarted forever (a malformed setting; a
+    store that cannot be reached keeps the service up, answering 503)."""
+    environment = {**os.environ, "COMFORT_HOME": str(tmp_path), variable: value, **more}
+    if variable == "COMFORT_S3_BUCKET":
+        environment["COMFORT_PREDICTION_DB_URL"] = f"sqlite:///{tmp_path / 'predictions.db'}"
     done = subprocess.run(
         [sys.executable, "-m", "bentoml", "serve", SERVICE, "--port", str(free_port())],
-        env={**os.environ, "COMFORT_HOME": str(tmp_path), variable: value},
+        env=environment,
         cwd=PROJECT_ROOT,
         capture_output=True,
         text=True,

@@ -42,7 +42,13 @@ from bentoml.validators import ContentType
 from pydantic import TypeAdapter
 from starlette.responses import JSONResponse, Response
 
-from comfort_assets.deployment import SettingError, number_setting, whole_number_setting
+from comfort_assets.deployment import (
+    SettingError,
+    number_setting,
+    object_store,
+    prediction_store,
+    whole_number_setting,
+)
 from comfort_assets.resources.prediction_store import ActualTooEarly
 from comfort_assets.serving.core import (
     DEFAULT_RELOAD_SECONDS,
@@ -79,6 +85,9 @@ try:  # read when `bentoml serve` imports this: a bad value is one line and an e
     # worker that fails its start and is restarted forever
     WORKERS = whole_number_setting("COMFORT_SERVING_WORKERS", 1, minimum=1)
     number_setting("COMFORT_RELOAD_SECONDS", DEFAULT_RELOAD_SECONDS)
+    # malformed, not unreachable: a store that cannot be reached keeps the service up (503)
+    object_store(resolve_env=True)
+    prediction_store(resolve_env=True)
 except SettingError as error:
     sys.exit(f"comfort service: {error}")
 readiness = Readiness()
