@@ -7,6 +7,7 @@ import pytest
 
 from comfort_assets.defs.ingestion import assets as ingestion
 from comfort_assets.domain.cleaning import (
+    FETCHED_FOR,
     RAW_COLUMNS,
     clean_days,
     clean_observations,
@@ -236,6 +237,24 @@ def test_an_unreadable_time_is_quarantined_once_with_the_first_day():
     # a day's context without the source's first hour does not claim it
     later = raw.iloc[24:]  # 2 and 3 July, and the undated row
     assert clean_days(later, *_day("2013-07-03")).quarantine.empty
+
+
+def test_an_api_fetch_quarantines_its_undated_rows_with_its_own_day():
+    """An API answers each day's fetch with its own unreadable times: each is quarantined
+    with the day it was fetched for, though every day is cleaned with its neighbours'."""
+    fetches = []
+    for d in (1, 2, 3):
+        rows = [
+            {"station": "S", "time_utc": f"2013-07-0{d}T{h:02d}:00Z", "temp_c": 20}
+            for h in range(24)
+        ]
+        rows.append({"station": "S", "time_utc": f"2013-07-0{d} 25:00Z", "temp_c": 20})
+        fetches.append(_raw(rows).assign(**{FETCHED_FOR: pd.Timestamp(f"2013-07-0{d}", tz="UTC")}))
+    raw = pd.concat(fetches, ignore_index=True)
+    assert validate(RawWeather, raw).passed
+    for d in (1, 2, 3):
+        (row,) = clean_days(raw, *_day(f"2013-07-0{d}")).quarantine.itertuples()
+        assert "time_utc missing or unparsable" in row.reason and pd.isna(row.time_utc)
 
 
 def test_a_day_without_observations_is_an_empty_day_that_passes_the_contract():

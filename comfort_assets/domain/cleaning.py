@@ -35,6 +35,10 @@ MEASURED: tuple[str, ...] = (
     "visibility_km",
 )
 RAW_COLUMNS: tuple[str, ...] = ("station", "time_utc", *MEASURED, "parse_error")
+#: The raw table's provenance column: the start of the window a row was fetched for, so that
+#: a row whose time cannot be read is quarantined with that day (not part of `RAW_COLUMNS`:
+#: sources do not set it, `raw_weather` does)
+FETCHED_FOR = "fetched_for"
 
 #: Physically possible ranges (inclusive). Outside them a value is an error, not weather.
 VALID_RANGES: dict[str, tuple[float, float]] = {
@@ -171,20 +175,29 @@ def clean_days(
             f"max_gap_hours={max_gap_hours}: a day is cleaned with {CONTEXT_HOURS} h of context "
             "on each side, so gaps longer than that cannot be filled the same way every day"
         )
+    raw = raw.reset_index(drop=True)
     result = clean_observations(raw, max_gap_hours)
     quarantine = _between(result.quarantine, start, end)
-    undated = result.quarantine[result.quarantine["time_utc"].isna()]
-    if len(undated) and start <= _first_valid_time(raw) < end:
+    undated = raw.index[pd.to_datetime(raw["time_utc"], utc=True, errors="coerce").isna()]
+    claimed = undated[_fetched_for(raw).loc[undated].between(start, end, inclusive="left")]
+    if len(claimed):
         # a row whose time cannot be read belongs to no day: it is quarantined (once) with
-        # the day of the source's first valid hour, where the sources hand it over
-        quarantine = pd.concat([undated, quarantine], ignore_index=True)
+        # the day whose fetch brought it
+        quarantine = pd.concat(
+            [clean_observations(raw.loc[claimed], max_gap_hours).quarantine, quarantine],
+            ignore_index=True,
+        )
     return CleaningResult(clean=_between(result.clean, start, end), quarantine=quarantine)
 
 
-def _first_valid_time(raw: pd.DataFrame) -> pd.Timestamp:
-    """The earliest readable time (NaT if none): NaT compares False, so no day claims the
-    undated rows of a source without a single readable time."""
-    return pd.to_datetime(raw["time_utc"], utc=True, errors="coerce").min()
+def _fetched_for(raw: pd.DataFrame) -> pd.Series:
+    """The start of the window each row was fetched for (`FETCHED_FOR`, set by
+    `raw_weather`); for rows stored without it, the earliest readable time, where the
+    sources hand undated rows over (NaT if none: no day claims them)."""
+    first = pd.to_datetime(raw["time_utc"], utc=True, errors="coerce").min()
+    if FETCHED_FOR not in raw:
+        return pd.Series(first, index=raw.index, dtype=UTC_NS)
+    return pd.to_datetime(raw[FETCHED_FOR], utc=True, errors="coerce").astype(UTC_NS).fillna(first)
 
 
 def _between(frame: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:

@@ -53,6 +53,7 @@ class RawWeather(pa.DataFrameModel):
     pressure_hpa: Series[float] = pa.Field(nullable=True)
     visibility_km: Series[float] = pa.Field(nullable=True)
     parse_error: Series[str]
+    fetched_for: Series[UTC] | None = pa.Field(nullable=True)  # type: ignore[valid-type]
 
     class Config:
         coerce = True

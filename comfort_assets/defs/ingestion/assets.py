@@ -5,7 +5,7 @@ import pandas as pd
 
 from comfort_assets.checks import schema_check, schema_spec
 from comfort_assets.deployment import weather_partitions
-from comfort_assets.domain.cleaning import clean_days, station_coverage
+from comfort_assets.domain.cleaning import FETCHED_FOR, clean_days, station_coverage
 from comfort_assets.domain.partitions import DaySpan, check_overlap, outside
 from comfort_assets.domain.schemas import CleanWeather, RawWeather, WeatherQuarantine
 from comfort_assets.domain.units_check import findings_table, judge_units
@@ -74,6 +74,8 @@ def raw_weather(context: dg.AssetExecutionContext, weather: WeatherSource):
         check_overlap(data_span, partitions)
     window = context.partition_time_window
     raw = weather.fetch(window.start, window.end)
+    # where a row whose time cannot be read came from: cleaning quarantines it with this day
+    raw[FETCHED_FOR] = pd.Timestamp(window.start).tz_convert("UTC")
     # validate before anything reads the columns, so a broken source fails the check by name
     check = schema_check(raw, RawWeather, asset_key="raw_weather")
     parse_errors = raw["parse_error"] if "parse_error" in raw else pd.Series(dtype=str)
