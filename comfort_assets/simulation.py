@@ -528,6 +528,12 @@ class Pipeline:
         decision = result.output_for_node("challenger_model")
         return decision.version, bool(decision.promoted), decision.reason
 
+    def retrain_started(self, tags: dict[str, str]) -> None:
+        """What `retraining_notifier` tells people when a daemon starts the run (a replay
+        has no daemon: its runs are started here). Dagster resolves the webhook setting."""
+        with self.dg.build_resources({"notifier": self.resources["notifier"]}) as built:
+            built.notifier.notify(self.sensors.retrain_alert(tags))
+
     def tick(self, day: pd.Timestamp) -> Any:
         """The retrain sensor evaluated at the end of simulated ``day``: its cooldown is
         measured from the last request in simulated time (see `simulated_cursor`)."""
@@ -733,6 +739,7 @@ def run(options: Options) -> dict[str, Any]:
             note = ""
             for request in data.run_requests:
                 tags = dict(request.tags)
+                pipeline.retrain_started(tags)
                 version, promoted, decision = pipeline.train(day + pd.Timedelta(days=1), tags)
                 event = RetrainEvent(
                     day=f"{day:%Y-%m-%d}",

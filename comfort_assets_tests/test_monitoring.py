@@ -137,6 +137,16 @@ class Loop:
         result = self._materialize(dg.AssetSelection.groups("monitoring"), day)
         checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
         assert set(checks) == CHECKS
+        # a check with too little to go on passes, says so, and its asset says why
+        reasons = " ".join(
+            str(m.materialization.metadata["not_judged"].value)
+            for m in result.get_asset_materialization_events()
+            if "not_judged" in m.materialization.metadata
+        )
+        for name, check in checks.items():
+            judged = check.metadata["judged"].value
+            assert judged or (check.passed and check.description.startswith("not judged"))
+            assert judged == (f"{name}: " not in reasons)
         return result, checks
 
     def log(self, day: str) -> None:
@@ -190,7 +200,8 @@ def test_a_clean_day_passes_every_check_and_nothing_is_retrained(loop, webhook, 
     assert overall["rows"] == 72 and overall["skill"] > 0.3
     shown = result.asset_materializations_for_node("production_performance")[0].metadata
     assert shown["rmse"].value == round(overall["rmse"], 4)  # as people read it
-    assert shown["skill"].value == f"{overall['skill'] * 100:.1f} %" and "plot" in shown
+    assert shown["skill_pct"].value == round(overall["skill"] * 100, 1) and "plot" in shown
+    assert shown["champion_forecasts_with_actuals"].value == 72
     assert shown["unlogged_days"].value == 6  # only 10 July was logged: the window says so
     assert "prediction_log not materialized for 6 of them" in shown["window"].value
     data = loop.tick()
@@ -222,7 +233,14 @@ def test_decay_retrains_once_within_the_cooldown_with_reason_and_figures(
     assert tags["comfort/reason"].startswith("rmse_vs_holdout+skill_vs_persistence")
     assert float(tags["comfort/figure"]) > float(tags["comfort/threshold"]) == pytest.approx(2.42)
     assert tags["comfort/model_version"] == VERSION and tags["comfort/partition"] == "2013-07-10"
-    assert any("retrain" in text and "rmse_vs_holdout" in text for text in webhook.texts)
+    # the tick alone tells nobody ("Test sensor" evaluates it too): the run's start does
+    assert not any("retrain" in text for text in webhook.texts)
+    cursor = notifier_tick(loop, sensors.retraining_notifier, None)
+    dg.materialize([retrained], instance=loop.instance, tags=tags)
+    dg.materialize([retrained], instance=loop.instance)  # a run not asked for by monitoring
+    notifier_tick(loop, sensors.retraining_notifier, cursor)
+    (alert,) = [text for text in webhook.texts if "retrain" in text]
+    assert "retraining started" in alert and "rmse_vs_holdout" in alert and VERSION in alert
     assert any(
         text.startswith("[comfort-assets] decay") and VERSION in text for text in webhook.texts
     )
@@ -278,8 +296,12 @@ def test_forecasts_still_waiting_for_actuals_are_said_so_not_plotted(loop, bundl
     loop.serve(hot_station(bundled_clean.clean), "2013-07-10", good)  # no HOT weather yet
     result, checks = loop.monitor("2013-07-10")
     shown = result.asset_materializations_for_node("production_performance")[0].metadata
-    assert shown["rmse"].value.startswith("none yet") and "plot" not in shown
-    assert checks["rmse_vs_holdout"].passed  # nothing to judge is no decay
+    assert shown["champion_forecasts_with_actuals"].value == 0
+    assert "rmse" not in shown and "plot" not in shown
+    # nothing to judge is no decay, and the check says it judged nothing
+    for name in ("rmse_vs_holdout", "skill_vs_persistence"):
+        assert checks[name].passed and not checks[name].metadata["judged"].value
+    assert "no station has 24 forecasts with actuals yet" in shown["not_judged"].value
 
 
 def test_drift_from_an_unseen_season_warns_but_does_not_retrain(loop, bundled_clean):
@@ -315,6 +337,7 @@ def test_data_quality_checks_fail_on_a_missing_day_and_a_stuck_sensor(loop, bund
     assert burst.metadata["station"].value == "LGA" and "2 implausible jump(s)" in (
         burst.metadata["message"].value
     )
+    assert burst.metadata["figure"].value == 2 and burst.metadata["threshold"].value == 0
     assert not checks["day_complete"].passed
     assert checks["day_complete"].metadata["station"].value == "EWR"
     assert not checks["stuck_di_input"].passed
@@ -367,6 +390,24 @@ def test_failed_runs_and_promotions_are_notified(loop, webhook):
     assert any("weather-predictor-002 promoted" in t for t in webhook.texts)
 
 
+@dg.asset
+def retrained() -> None:
+    """Stands in for a run of `retraining_job`."""
+
+
+def notifier_tick(loop, sensor, cursor: str | None) -> str | None:
+    """``sensor`` (a run-status sensor) ticked as the daemon ticks it: in a repository."""
+    context = dg.build_sensor_context(
+        instance=loop.instance,
+        cursor=cursor,
+        repository_name=defs.get_repository_def().name,
+        resources={"notifier": loop.notifier},
+        definitions=defs,
+    )
+    sensor.evaluate_tick(context)
+    return context.cursor
+
+
 def test_a_failed_run_of_the_comfort_cli_is_notified_and_a_stopped_one_is_not(loop, webhook):
     """`comfort` runs jobs in process: their runs name no code location, and a sensor that
     watches only its own location's runs never saw them fail."""
@@ -376,15 +417,7 @@ def test_a_failed_run_of_the_comfort_cli_is_notified_and_a_stopped_one_is_not(lo
         raise RuntimeError("object store unreachable")
 
     def tick(cursor: str | None) -> str | None:
-        context = dg.build_sensor_context(  # as the daemon ticks it: in a repository
-            instance=loop.instance,
-            cursor=cursor,
-            repository_name=defs.get_repository_def().name,
-            resources={"notifier": loop.notifier},
-            definitions=defs,
-        )
-        sensors.run_failure_notifier.evaluate_tick(context)
-        return context.cursor
+        return notifier_tick(loop, sensors.run_failure_notifier, cursor)
 
     cursor = tick(None)  # the first tick starts from now
     failed = dg.materialize([broken], instance=loop.instance, raise_on_error=False)
@@ -424,7 +457,7 @@ def test_the_loop_is_in_the_definitions():
     names = {s.name: s for s in defs.sensors}
     assert names["monitoring_retrain_sensor"].job_name == "retraining_job"
     assert names["monitoring_retrain_sensor"].default_status == dg.DefaultSensorStatus.RUNNING
-    assert {"run_failure_notifier", "promotion_notifier"} <= set(names)
+    assert {"run_failure_notifier", "promotion_notifier", "retraining_notifier"} <= set(names)
     assert {"daily_monitoring", "weekly_evaluation", "daily_self_test"} <= {
         s.name for s in defs.schedules
     }

@@ -107,7 +107,11 @@ def test_input_domain_flags_a_much_hotter_station_not_a_normal_one(inputs):
     finding = mon.domain_finding(table, "v", max_share=0.1, min_samples=24)
     assert not finding.passed and finding.station == "HOT" and finding.figure > 0.5
     quiet = mon.domain_finding(mon.domain_table(reference, july), "v")
-    assert quiet.passed
+    assert quiet.passed and quiet.judged
+    few = mon.domain_finding(table, "v", min_samples=10_000)
+    assert few.passed and not few.judged and "not judged" in few.message
+    nothing = mon.drift_finding(pd.DataFrame(columns=["drifted", "shift_z"]), "v")
+    assert nothing.passed and not nothing.judged
 
 
 # --- performance ------------------------------------------------------------------------
@@ -176,7 +180,7 @@ def test_the_seed_rule_waits_for_a_full_window_of_days():
     day, week = np.full(24, 70.0), np.full(24 * 7, 70.0)
     one_day = mon.performance_table(_log(day, day + 3.0, day + 5))
     finding = mon.rmse_decay(one_day, "v1", holdout_rmse=2.0, min_days=7)
-    assert finding.passed and np.isnan(finding.figure)
+    assert finding.passed and not finding.judged and np.isnan(finding.figure)
     assert "1 day(s)" in finding.message and "not judged" in finding.message
     assert not mon.rmse_decay(one_day, "v1", holdout_rmse=2.0, min_days=1).passed
     bad_week = mon.performance_table(_log(week, week + 3.0, week + 5))
@@ -231,8 +235,9 @@ def test_the_reference_window_runs_from_training_to_the_end_of_the_holdout():
 def test_decay_is_not_judged_on_too_few_forecasts():
     actual = np.full(5, 70.0)
     table = mon.performance_table(_log(actual, actual + 9, actual))
-    assert mon.rmse_decay(table, "v1", 2.0).passed
-    assert mon.skill_decay(table, "v1", min_rows=24).passed
+    for finding in (mon.rmse_decay(table, "v1", 2.0), mon.skill_decay(table, "v1", min_rows=24)):
+        assert finding.passed and not finding.judged
+    assert mon.rmse_decay(table, "v1", 2.0, min_rows=5).judged
 
 
 def test_skill_decay_names_the_worst_station():

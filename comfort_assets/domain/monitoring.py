@@ -150,7 +150,9 @@ def days_covered(times: pd.Series) -> int:
 
 @dataclass(frozen=True)
 class Finding:
-    """One check's verdict with the figure that decided it, for people and for the sensor."""
+    """One check's verdict with the figure that decided it, for people and for the sensor.
+    A check with too little to go on is not judged: it passes nothing and fails nothing
+    (``passed`` stays True so that nothing retrains on it)."""
 
     check: str
     passed: bool
@@ -159,6 +161,7 @@ class Finding:
     station: str
     model_version: str
     message: str
+    judged: bool = True
 
 
 def rmse_decay(
@@ -182,7 +185,7 @@ def rmse_decay(
         return Finding(
             "rmse_vs_holdout", True, np.nan, threshold, ALL, version,
             f"{version}: {rows} forecast(s) with actuals on {days} day(s), fewer than "
-            f"{min_rows} on {min_days}: not judged",
+            f"{min_rows} on {min_days}: not judged", judged=False,
         )  # fmt: skip
     figure = float(overall["rmse"].iloc[0])
     passed = figure <= threshold
@@ -236,6 +239,7 @@ def skill_decay(
         return Finding(
             "skill_vs_persistence", True, np.nan, min_skill, ALL, version,
             f"{version}: no station has {min_rows} forecasts with actuals yet: not judged",
+            judged=False,
         )  # fmt: skip
     worst = stations.sort_values("skill").iloc[0]
     figure, station = float(worst["skill"]), str(worst["station"])
@@ -420,9 +424,14 @@ def domain_table(
 
 def drift_finding(drift: pd.DataFrame, version: str, z_threshold: float = 3.5) -> Finding:
     """Warn-level verdict: how many station × feature pairs drifted, and the worst."""
-    drifted = drift[drift["drifted"]] if len(drift) else drift
+    if drift.empty:
+        return Finding(
+            "seasonal_drift", True, np.nan, z_threshold, ALL, version,
+            "no station has enough inputs beside its training weather: not judged", judged=False,
+        )  # fmt: skip
+    drifted = drift[drift["drifted"]]
     if drifted.empty:
-        figure = float(drift["shift_z"].abs().max()) if len(drift) else np.nan
+        figure = float(drift["shift_z"].abs().max())
         return Finding(
             "seasonal_drift", True, figure, z_threshold, ALL, version,
             "no input moved beyond its season's ordinary variation",
@@ -447,7 +456,7 @@ def domain_finding(
     if judged.empty:
         return Finding(
             "input_domain", True, np.nan, max_share, ALL, version,
-            f"no station served {min_samples} forecasts: not judged",
+            f"no station served {min_samples} forecasts: not judged", judged=False,
         )  # fmt: skip
     worst = judged.sort_values("out_of_domain_share", ascending=False).iloc[0]
     figure = float(worst["out_of_domain_share"])

@@ -7,6 +7,7 @@ results and asks for a retrain; every failed check is also sent to the notifier.
 """
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import dagster as dg
@@ -17,7 +18,7 @@ from pydantic import Field
 from comfort_assets.defs.ingestion.assets import WEATHER_PARTITIONS
 from comfort_assets.defs.monitoring import plots
 from comfort_assets.domain import monitoring as mon
-from comfort_assets.metadata import markdown_table, percent, rmse_value, table_metadata
+from comfort_assets.metadata import markdown_table, rmse_value, table_metadata
 from comfort_assets.resources.notifier import Alert, Notifier
 from comfort_assets.resources.prediction_log import read_valid_between
 from comfort_assets.resources.prediction_store import PredictionStore
@@ -136,9 +137,12 @@ def _check(
     notifier: Notifier,
     kind: str,
     extra: dict[str, dg.MetadataValue] | None = None,
-) -> dg.AssetCheckResult:
+) -> Iterator[dg.AssetCheckResult]:
     """A finding as a check result (figure, threshold, station and version in metadata, so
-    the sensor can put them in its run tags); a failure is also notified."""
+    the sensor can put them in its run tags); a failure is also notified. A finding that
+    was not judged still passes (a check of a single `@dg.asset` must yield a result, and
+    Dagster has no state between passed and failed), but says so first in its description
+    and in ``judged`` metadata, and the asset's ``not_judged`` metadata says why."""
     if not finding.passed:
         notifier.notify(
             Alert(
@@ -151,13 +155,16 @@ def _check(
                 model_version=finding.model_version,
             )
         )
-    return dg.AssetCheckResult(
+    yield dg.AssetCheckResult(
         asset_key=asset,
         check_name=finding.check,
         passed=finding.passed,
         severity=severity,
-        description=finding.message[:1000],
+        description=(finding.message if finding.judged else f"not judged: {finding.message}")[
+            :1000
+        ],
         metadata={
+            "judged": dg.MetadataValue.bool(finding.judged),
             "figure": dg.MetadataValue.float(_float(finding.figure)),
             "threshold": dg.MetadataValue.float(_float(finding.threshold)),
             "station": dg.MetadataValue.text(finding.station),
@@ -166,6 +173,12 @@ def _check(
             **(extra or {}),
         },
     )
+
+
+def _not_judged(*findings: mon.Finding) -> dict[str, dg.MetadataValue]:
+    """The reasons of the checks skipped for want of data, for the asset's metadata."""
+    reasons = [f"{f.check}: {f.message}" for f in findings if not f.judged]
+    return {"not_judged": dg.MetadataValue.text("; ".join(reasons))} if reasons else {}
 
 
 def _float(value: float) -> float:
@@ -298,15 +311,18 @@ def production_performance(
     if len(judged):  # an empty chart says nothing: no forecast has its actual yet
         metadata["plot"] = dg.MetadataValue.md(plots.performance_plot(log))
     champion_all = judged[(judged["model_version"] == version) & (judged["station"] == mon.ALL)]
+    # numbers keep one type from run to run, so that Dagster plots them over the days
+    metadata["champion_forecasts_with_actuals"] = dg.MetadataValue.int(
+        int(champion_all["rows"].iloc[0]) if len(champion_all) else 0
+    )
     if len(champion_all):
         rmse, skill = champion_all["rmse"].iloc[0], champion_all["skill"].iloc[0]
         metadata["rmse"] = rmse_value(rmse)
         if np.isfinite(skill):
-            metadata["skill"] = percent(skill)
-    else:
-        metadata["rmse"] = dg.MetadataValue.text("none yet: no champion forecast has its actual")
+            metadata["skill_pct"] = dg.MetadataValue.float(round(float(skill) * 100, 1))
+    metadata.update(_not_judged(rmse_finding, skill_finding))
     yield dg.Output(table, metadata=metadata)
-    yield _check(
+    yield from _check(
         rmse_finding,
         "production_performance",
         dg.AssetCheckSeverity.ERROR,
@@ -317,7 +333,7 @@ def production_performance(
             "holdout_rmse_from": dg.MetadataValue.text(holdout_source),
         },
     )
-    yield _check(
+    yield from _check(
         skill_finding, "production_performance", dg.AssetCheckSeverity.ERROR, notifier, "decay"
     )
 
@@ -395,13 +411,16 @@ def feature_drift(
     }
     if len(drift):
         metadata["plot"] = dg.MetadataValue.md(plots.drift_plot(drift))
-    yield dg.Output(drift, metadata=metadata)
     drift_result = mon.drift_finding(drift, version, config.z_threshold)
-    yield _check(drift_result, "feature_drift", dg.AssetCheckSeverity.WARN, notifier, "drift")
     domain_result = mon.domain_finding(
         domain, version, max_share=config.max_out_of_domain_share, min_samples=config.min_samples
     )
-    yield _check(domain_result, "feature_drift", dg.AssetCheckSeverity.ERROR, notifier, "drift")
+    metadata.update(_not_judged(drift_result, domain_result))
+    yield dg.Output(drift, metadata=metadata)
+    yield from _check(drift_result, "feature_drift", dg.AssetCheckSeverity.WARN, notifier, "drift")
+    yield from _check(
+        domain_result, "feature_drift", dg.AssetCheckSeverity.ERROR, notifier, "drift"
+    )
 
 
 @dg.asset(
@@ -457,8 +476,8 @@ def data_quality_report(
         metadata["quality"] = markdown_table(table)
         metadata["plot"] = dg.MetadataValue.md(plots.quality_plot(table))
     yield dg.Output(table, metadata=metadata)
-    if table.empty:
-        yield _check(
+    if table.empty:  # nothing to look for stuck sensors or bursts in
+        yield from _check(
             mon.Finding(
                 "day_complete",
                 False,
@@ -474,12 +493,16 @@ def data_quality_report(
             notifier,
             "quality",
         )
-        yield dg.AssetCheckResult(
-            asset_key="data_quality_report", check_name="stuck_di_input", passed=True
-        )
-        yield dg.AssetCheckResult(
-            asset_key="data_quality_report", check_name="anomaly_burst", passed=True
-        )
+        for name, threshold in (
+            ("stuck_di_input", config.max_stuck_hours),
+            ("anomaly_burst", config.max_anomalies),
+        ):
+            nothing = mon.Finding(
+                name, True, np.nan, threshold, mon.ALL, version, "no weather", judged=False
+            )
+            yield from _check(
+                nothing, "data_quality_report", dg.AssetCheckSeverity.WARN, notifier, "quality"
+            )
         return
     worst = table.sort_values("completeness").iloc[0]
     complete = mon.Finding(
@@ -508,25 +531,23 @@ def data_quality_report(
         else f"no DI input repeated a value over {int(table['observed_hours'].sum())} "
         "observed station-hours",
     )
-    # a jump no weather makes (a record stitched from two years) warns on its own: the
-    # bundled year has two, on one day
+    # a jump no weather makes (a record stitched from two years) warns on its own, and is
+    # then the figure (against none allowed): the bundled year has two, on one day
     burst_row = table.sort_values(["implausible_jumps", "anomalies"]).iloc[-1]
-    if burst_row["implausible_jumps"] == 0:
-        burst_row = table.sort_values("anomalies").iloc[-1]
+    jumps = int(burst_row["implausible_jumps"])
     burst = mon.Finding(
         "anomaly_burst",
-        bool(burst_row["anomalies"] < config.max_anomalies and burst_row["implausible_jumps"] == 0),
-        float(burst_row["anomalies"]),
-        config.max_anomalies,
+        bool(burst_row["anomalies"] < config.max_anomalies and jumps == 0),
+        float(jumps if jumps else burst_row["anomalies"]),
+        0.0 if jumps else config.max_anomalies,
         str(burst_row["station"]),
         version,
         f"{int(burst_row['anomalies'])} anomalous hourly change(s) and "
-        f"{int(burst_row['implausible_jumps'])} implausible jump(s) at {burst_row['station']} "
-        f"on {start.date()}",
+        f"{jumps} implausible jump(s) at {burst_row['station']} on {start.date()}",
     )
     for finding, severity in (
         (complete, dg.AssetCheckSeverity.ERROR),
         (stuck, dg.AssetCheckSeverity.ERROR),
         (burst, dg.AssetCheckSeverity.WARN),
     ):
-        yield _check(finding, "data_quality_report", severity, notifier, "quality")
+        yield from _check(finding, "data_quality_report", severity, notifier, "quality")

@@ -11,7 +11,7 @@ non-blocking check does not fail its run.
 
 import json
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import dagster as dg
@@ -121,7 +121,22 @@ def retrain_tags(reason: str, trigger: CheckOutcome, failed: Iterable[CheckOutco
         "comfort/partition": trigger.partition or "",
         "comfort/failed_checks": ",".join(sorted({f"{o.asset}:{o.check}" for o in failed})),
         "comfort/monitoring_run": trigger.run_id,
+        "comfort/message": trigger.metadata.get("message", reason)[:300],
     }
+
+
+def retrain_alert(tags: Mapping[str, str]) -> Alert:
+    """The alert of a retrain that monitoring asked for, from its run's tags."""
+    return Alert(
+        kind="retrain",
+        title=f"retraining started: {tags.get('comfort/message') or tags.get('comfort/reason')}",
+        check=tags.get("comfort/check", ""),
+        figure=_number(tags.get("comfort/figure", "")),
+        threshold=_number(tags.get("comfort/threshold", "")),
+        station=tags.get("comfort/station", ""),
+        model_version=tags.get("comfort/model_version", ""),
+        details={"reason": tags.get("comfort/reason", "")},
+    )
 
 
 @dg.sensor(
@@ -132,7 +147,7 @@ def retrain_tags(reason: str, trigger: CheckOutcome, failed: Iterable[CheckOutco
     "latest holdout RMSE × 1.1, or a station worse than persistence) or inputs out of the "
     "champion's domain; drift alone does not. One request per cooldown.",
 )
-def monitoring_retrain_sensor(context: dg.SensorEvaluationContext, notifier: Notifier):
+def monitoring_retrain_sensor(context: dg.SensorEvaluationContext):
     cooldown = cooldown_seconds()  # a bad setting fails every tick at once, not the first retrain
     cursor = RetrainCursor.parse(context.cursor)
     outcomes = new_check_outcomes(context.instance, WATCHED_CHECKS, cursor.after)
@@ -156,21 +171,14 @@ def monitoring_retrain_sensor(context: dg.SensorEvaluationContext, notifier: Not
         return dg.SkipReason(f"{reason}, but a retrain was requested {wait_h:.1f} h too recently")
     order = {key.name: i for i, key in enumerate(WATCHED_CHECKS)}
     trigger = min(failed, key=lambda o: (order[o.check], -o.storage_id))
-    tags = retrain_tags(reason, trigger, failed)
-    notifier.notify(
-        Alert(
-            kind="retrain",
-            title=f"retraining requested: {trigger.metadata.get('message', reason)}",
-            check=tags["comfort/check"],
-            figure=_number(tags["comfort/figure"]),
-            threshold=_number(tags["comfort/threshold"]),
-            station=tags["comfort/station"],
-            model_version=tags["comfort/model_version"],
-            details={"reason": reason},
-        )
-    )
     context.update_cursor(RetrainCursor(latest, now).dump())
-    return dg.RunRequest(run_key=f"monitoring-retrain-{latest}", job_name=RETRAINING_JOB, tags=tags)
+    # people hear of it when the run starts (`retraining_notifier`): a tick evaluated by
+    # "Test sensor" or `dagster sensor preview` requests nothing and must tell nobody
+    return dg.RunRequest(
+        run_key=f"monitoring-retrain-{latest}",
+        job_name=RETRAINING_JOB,
+        tags=retrain_tags(reason, trigger, failed),
+    )
 
 
 def _number(text: str) -> float | None:
@@ -178,6 +186,19 @@ def _number(text: str) -> float | None:
         return float(text)
     except ValueError:
         return None
+
+
+@dg.run_status_sensor(
+    run_status=dg.DagsterRunStatus.STARTED,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    monitor_all_code_locations=True,  # as `run_failure_notifier`: in-process runs too
+    description="Tells people when a retrain that monitoring asked for starts, with the "
+    "check, the figure and the threshold that decided it.",
+)
+def retraining_notifier(context: dg.RunStatusSensorContext, notifier: Notifier):
+    tags = context.dagster_run.tags
+    if tags.get("comfort/trigger") == "monitoring":
+        notifier.notify(retrain_alert(tags))
 
 
 @dg.asset_sensor(
