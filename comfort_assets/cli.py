@@ -342,7 +342,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             check_settings(args.command)
         if args.command == "models":
             rows = cli_models.list_models()
-            print(json.dumps(rows, indent=1) if args.json else cli_models.format_models(rows))
+            try:
+                print(json.dumps(rows, indent=1) if args.json else cli_models.format_models(rows))
+                sys.stdout.flush()
+            except BrokenPipeError:  # `comfort models | head -1`: the reader has all it wanted
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, sys.stdout.fileno())
+                os.close(devnull)
+                return 141  # as a shell reports a command ended by SIGPIPE
             return 0
         if args.command == "tune" and args.search_type == "grid" and args.n_trials:
             raise UsageError("--n-trials is for --search-type random: a grid scores every set")
@@ -355,9 +362,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("comfort: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:  # `comfort models | head -1`: the reader has all it wanted
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 141  # as a shell reports a command ended by SIGPIPE
 
 
 def console() -> NoReturn:

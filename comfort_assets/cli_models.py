@@ -9,13 +9,13 @@ deployment goes through the deployment's object store resource. The layout is th
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sys
 from pathlib import Path
 from typing import Any, Protocol
 
+from comfort_assets.domain.model_files import ModelIntegrityError, verified_files
 from comfort_assets.domain.promotion import version_number
 
 MODELS_PREFIX = "models"
@@ -171,17 +171,20 @@ def list_models(store: ReadableStore | None = None) -> list[dict[str, Any]]:
 
 
 def files_problem(store: ReadableStore, card: dict[str, Any]) -> str | None:
-    """Why a version's files do not match its card (missing, or another sha256), or None;
-    the registry refuses such a model on load, and the listing should say so first."""
-    recorded = card.get("sha256")
-    if not isinstance(recorded, dict) or not recorded:
-        return "its card lists no sha256 of its files"
-    for name, expected in recorded.items():
-        key = f"{MODELS_PREFIX}/{card['version']}/{name}"
+    """Why a version's files do not match its card (missing, or another sha256), or None:
+    the registry's own check, which refuses such a model on load, made before listing."""
+    version = card["version"]
+
+    def read(name: str) -> bytes:
+        key = f"{MODELS_PREFIX}/{version}/{name}"
         if not store.exists(key):
-            return f"{name} is missing"
-        if hashlib.sha256(store.get_bytes(key)).hexdigest() != expected:
-            return f"{name} does not match the sha256 its card recorded"
+            raise ModelIntegrityError(f"{name} is missing")
+        return store.get_bytes(key)
+
+    try:
+        verified_files(version, card, read)
+    except ModelIntegrityError as error:
+        return str(error)
     return None
 
 

@@ -648,9 +648,11 @@ def test_models_warns_when_the_pointer_names_an_unlisted_version(home, capsys):
     (home / "store" / "models" / "weather-predictor-001" / "member-0.ubj").write_bytes(b"x")
     assert cli.main(["models"]) == 0
     warning = capsys.readouterr().err
-    assert "the champion weather-predictor-001 cannot be loaded (member-0.ubj does not match" in (
-        warning
-    )
+    assert "the champion weather-predictor-001 cannot be loaded (weather-predictor-001/" in warning
+    assert "member-0.ubj: sha256" in warning and "does not match the registered" in warning
+    (home / "store" / "models" / "weather-predictor-001" / "member-0.ubj").unlink()
+    assert cli.main(["models"]) == 0
+    assert "(member-0.ubj is missing)" in capsys.readouterr().err
 
 
 def test_a_champion_promoted_by_hand_after_losing_says_so(home, capsys):

@@ -198,7 +198,8 @@ class ActualTooEarly(ValueError):
     def __init__(self, valid_at: datetime) -> None:
         super().__init__(
             f"actual_di: this forecast is valid at {valid_at:%Y-%m-%dT%H:%MZ}, "
-            "which has not come yet; send the observed DI after that hour"
+            "which has not come yet; send the observed DI after that hour (nothing of this "
+            "request was stored: a rating alone is welcome now)"
         )
         self.valid_at = valid_at
 
@@ -453,8 +454,9 @@ _TIMES = ("created_at", "valid_at", "feedback_at")
 
 
 def _as_utc(moment: datetime) -> datetime:
-    """SQLite hands times back without a zone; they were stored in UTC."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+    """SQLite hands times back without a zone (they were stored in UTC); PostgreSQL in the
+    session's zone."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _in_utc(row: Mapping[str, Any]) -> dict[str, Any]:

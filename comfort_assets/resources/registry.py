@@ -6,13 +6,13 @@ get the same name; its ``card.json`` (written last) records the sha256 of every 
 is checked on load. Promotion and rollback only move the pointer.
 """
 
-import hashlib
 import json
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
+from comfort_assets.domain.model_files import ModelIntegrityError, sha256, verified_files
 from comfort_assets.domain.promotion import next_version, version_name, version_number
 from comfort_assets.resources.object_store import ObjectExistsError, ObjectStore
 
@@ -22,16 +22,8 @@ if TYPE_CHECKING:  # the import loads scikit-learn and XGBoost: only `load` need
 CHAMPION_KEY = "champion.json"
 
 
-class ModelIntegrityError(RuntimeError):
-    """A stored model does not match the sha256 its card recorded."""
-
-
 class ModelNotFoundError(LookupError):
     pass
-
-
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 class ModelRegistry(dg.ConfigurableResource):
@@ -120,19 +112,9 @@ class ModelRegistry(dg.ConfigurableResource):
             ) from None
 
     def _verified_files(self, version: str, card: dict[str, Any]) -> dict[str, bytes]:
-        if not isinstance(card, dict) or not isinstance(card.get("sha256"), dict):
-            raise ModelIntegrityError(f"{version}: its card lists no sha256 of its files")
-        files = {}
-        for name, expected in card["sha256"].items():
-            data = self.store.get_bytes(self._key(version, name))
-            actual = sha256(data)
-            if actual != expected:
-                raise ModelIntegrityError(
-                    f"{version}/{name}: sha256 {actual[:12]}… does not match the registered "
-                    f"{expected[:12]}…; refusing to load a model that changed after registration"
-                )
-            files[name] = data
-        return files
+        return verified_files(
+            version, card, lambda name: self.store.get_bytes(self._key(version, name))
+        )
 
     # --- champion pointer -------------------------------------------------------------
     def champion_pointer(self) -> dict[str, Any] | None:

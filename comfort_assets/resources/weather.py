@@ -205,12 +205,10 @@ def _file_span(key: tuple[str, int, int], timezone: str | None) -> DaySpan:
     except TimeZoneError:
         # the span only places the partitions; ingestion refuses naive times by name
         parsed = pd.to_datetime(times, format="ISO8601", utc=True, errors="coerce")
-    # unparsable times come back as text: only real timestamps place the span (pandas would
-    # guess a format for the text, warn on stderr and find nothing)
-    if pd.api.types.is_datetime64_any_dtype(parsed):  # the usual case: no Python loop
-        is_time = parsed.notna()
-    else:
-        is_time = parsed.map(lambda value: isinstance(value, pd.Timestamp)).astype(bool)
+    # unparsable times come back as text: only real timestamps place the span (an explicit
+    # format, else pandas would guess one for the text and warn on stderr)
+    stamps = pd.to_datetime(parsed, format="ISO8601", utc=True, errors="coerce")
+    is_time = stamps.notna()
     given = times[~is_time].dropna().astype(str).str.strip()
     given = given[given != ""]
     if not is_time.any() and not given.empty:
@@ -218,7 +216,7 @@ def _file_span(key: tuple[str, int, int], timezone: str | None) -> DaySpan:
             f"{path.name}: times must be ISO 8601 with a zone (e.g. 2021-07-01T00:00:00Z); "
             f"column {column} has {given.iloc[0][:40]!r}"
         )
-    return day_span(parsed[is_time])
+    return day_span(stamps[is_time])
 
 
 def file_span(path: str, timezone: str | None = None) -> DaySpan:

@@ -348,10 +348,11 @@ class ClientErrorsAsInfo(logging.Filter):
 
 
 class ClientErrorBudget(logging.Filter):
-    """At most ``per_minute`` client-error lines a minute: one line per bad request is what
-    a person reads, but a client sending nothing but bad requests could otherwise write
-    ~650 KB of log a second. The lines held back are counted and the count is told on the
-    next line logged (``/metrics`` counts every answer by status regardless)."""
+    """At most ``per_minute`` client-error lines a minute in this worker: one line per bad
+    request is what a person reads, but a client sending nothing but bad requests could
+    otherwise write ~650 KB of log a second. The lines held back are counted and the count
+    is told on the next client-error line logged (``/metrics`` counts every answer by status
+    regardless)."""
 
     def __init__(
         self,

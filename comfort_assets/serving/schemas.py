@@ -262,7 +262,8 @@ def document_errors(spec: dict[str, Any]) -> dict[str, Any]:
                     "409",
                     {
                         "description": "Conflict: an actual_di sent before the forecast's "
-                        "valid_at (the hour has not come yet)",
+                        "valid_at (the hour has not come yet); nothing of the request is "
+                        "stored",
                         "content": error,
                     },
                 )

@@ -113,8 +113,8 @@ with st.sidebar:
         )
         if info.data.get("pointer_problem"):
             st.warning(
-                "The champion pointer names a version the service cannot load, so it keeps "
-                f"serving {info.data['version']}: {info.data['pointer_problem']}"
+                "The service cannot follow the champion pointer, so it keeps serving "
+                f"{info.data['version']}: {info.data['pointer_problem']}"
             )
     else:
         show_problem(info.problem, st)
