@@ -24,7 +24,7 @@ class WebhookServer:
     a status of 0 answers 200 only after ``STALL_S``, too late) and keeps every JSON body it
     received."""
 
-    def __init__(self, statuses: list[int]) -> None:
+    def __init__(self, statuses: list[int], retry_after: str = "0") -> None:
         self.statuses = list(statuses)
         self.bodies: list[dict] = []
         server = self
@@ -39,7 +39,7 @@ class WebhookServer:
                     status = 200
                 self.send_response(status)
                 if status == 429:
-                    self.send_header("Retry-After", "0")
+                    self.send_header("Retry-After", retry_after)
                 body = b"ok" if status == 200 else b"try again"
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
@@ -57,8 +57,10 @@ class WebhookServer:
 
 
 @contextmanager
-def webhook_server(statuses: list[int] | None = None) -> Iterator[WebhookServer]:
-    server = WebhookServer(statuses or [])
+def webhook_server(
+    statuses: list[int] | None = None, retry_after: str = "0"
+) -> Iterator[WebhookServer]:
+    server = WebhookServer(statuses or [], retry_after)
     thread = threading.Thread(target=server.httpd.serve_forever, daemon=True)
     thread.start()
     try:
@@ -99,6 +101,16 @@ def test_server_error_and_rate_limit_are_retried_with_backoff():
         delivered = Notifier(webhook_url=server.url, backoff_factor_s=0.01).notify(ALERT)
     assert delivered
     assert len(server.bodies) == 3 and len(set(server.texts)) == 1
+
+
+@pytest.mark.parametrize("retry_after", ["3600", "Wed, 21 Oct 2026 07:28:00 GMT"])
+def test_a_rate_limit_asking_for_a_long_wait_is_not_waited_for(retry_after):
+    """slack_sdk slept whatever Retry-After said: an hour held the run an hour."""
+    with webhook_server([429], retry_after) as server:
+        started = time.monotonic()
+        assert Notifier(webhook_url=server.url, backoff_factor_s=0.01).notify(ALERT) is False
+        assert time.monotonic() - started < 5
+    assert len(server.bodies) == 1
 
 
 def test_a_webhook_that_answers_too_late_gets_the_alert_once():

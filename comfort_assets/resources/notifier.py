@@ -1,7 +1,8 @@
 """Notifications: to the log by default, to a Slack incoming webhook when one is configured.
 
 Slack's own client (`slack_sdk.webhook.WebhookClient`) posts, with its retry handlers for
-server errors, rate limits (429, honouring ``Retry-After``) and connections refused or reset
+server errors, rate limits (429, honouring a ``Retry-After`` of up to `MAX_RETRY_AFTER_S`) and
+connections refused or reset
 before the alert was sent, each with exponential backoff. A notification that still fails is
 logged, never raised: an alert must not fail the run it reports on. A webhook URL's path is
 its secret: what the notifier logs shows ``scheme://host/***`` instead.
@@ -23,6 +24,9 @@ from slack_sdk.http_retry.builtin_handlers import (
     ServerErrorRetryHandler,
 )
 from slack_sdk.http_retry.builtin_interval_calculators import BackoffRetryIntervalCalculator
+from slack_sdk.http_retry.request import HttpRequest
+from slack_sdk.http_retry.response import HttpResponse
+from slack_sdk.http_retry.state import RetryState
 from slack_sdk.webhook import WebhookClient
 
 WEBHOOK_ENV = "COMFORT_SLACK_WEBHOOK_URL"
@@ -32,6 +36,35 @@ KINDS = ("drift", "decay", "quality", "promotion", "run_failure", "self_test", "
 #: each failure itself, masked, so the client's own lines are kept quiet
 _SLACK_SDK_LOG = logging.getLogger("comfort.notifier.slack_sdk")
 _SLACK_SDK_LOG.setLevel(logging.CRITICAL)
+
+#: The longest 429 ``Retry-After`` the notifier waits for: slack_sdk sleeps whatever it says
+#: (an hour held the run an hour); beyond it the alert is given up, and is in the log
+MAX_RETRY_AFTER_S = 30.0
+
+
+class CappedRateLimitRetryHandler(RateLimitErrorRetryHandler):
+    """Slack's 429 retry, unless ``Retry-After`` asks for more than `MAX_RETRY_AFTER_S` or is
+    not a number of seconds (slack_sdk would raise on an HTTP date)."""
+
+    def _can_retry(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        if response is None or not super()._can_retry(
+            state=state, request=request, response=response, error=error
+        ):
+            return False
+        values = {k.lower(): v for k, v in response.headers.items()}.get("retry-after")
+        if not values:
+            return True  # slack_sdk waits about a second
+        try:
+            return 0 <= int(values[0]) <= MAX_RETRY_AFTER_S
+        except ValueError:
+            return False
 
 
 def masked(url: str) -> str:
@@ -125,7 +158,7 @@ class Notifier(dg.ConfigurableResource):
                 # most likely arrived, and Slack would show it once per try
                 ConnectionErrorRetryHandler(self.max_retries, backoff, error_types=[URLError]),
                 ServerErrorRetryHandler(self.max_retries, backoff),
-                RateLimitErrorRetryHandler(self.max_retries, backoff),
+                CappedRateLimitRetryHandler(self.max_retries, backoff),
             ],
         )
 
