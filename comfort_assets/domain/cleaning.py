@@ -290,7 +290,10 @@ def parse_measurements(frame: pd.DataFrame) -> pd.DataFrame:
     out["time_utc"] = pd.to_datetime(frame["time_utc"], utc=True, errors="coerce")
     errors = pd.Series("", index=frame.index, dtype=object)
     bad_time = out["time_utc"].isna() & frame["time_utc"].notna()
-    errors = _flag(errors, bad_time, "time_utc=" + frame["time_utc"].astype(str) + " unparsable")
+    if bad_time.any():  # the text of the bad ones only: formatting every time cost seconds
+        reason = pd.Series("", index=frame.index, dtype=object)
+        reason[bad_time] = "time_utc=" + frame.loc[bad_time, "time_utc"].astype(str) + " unparsable"
+        errors = _flag(errors, bad_time, reason)
     for column in MEASURED:
         if column not in frame:
             out[column] = np.nan

@@ -15,6 +15,7 @@ import pandas as pd
 _OFFSET = r"(?:Z|[+-]\d\d(?::?\d\d)?)$"
 _DATE_TIME = r"^\d{4}-\d\d-\d\d(?:[T ]\d\d(?::\d\d){0,2}(?:\.\d+)?)?"
 _HOUR_24 = r"^(\d{4}-\d\d-\d\d)[T ]24:00(?::00)?(.*)$"
+_HOUR_24_AT = r"^\d{4}-\d\d-\d\d[T ]24:00"
 
 
 class TimeZoneError(ValueError):
@@ -33,6 +34,8 @@ def check_timezone(name: str) -> str:
 
 def _hour_24_to_next_day(text: pd.Series) -> pd.Series:
     """'2021-03-01 24:00' → '2021-03-02 00:00' (same offset suffix)."""
+    if not text.str.contains(_HOUR_24_AT, regex=True).fillna(False).any():
+        return text  # the usual case: a vectorised search, not a Python one per row
     parts = text.str.extract(_HOUR_24)
     is_24 = parts[0].notna()
     if not is_24.any():
@@ -50,8 +53,9 @@ def parse_times(
     timezone: str | None,
     column: str = "time_utc",
 ) -> pd.Series:
-    """Source time text → UTC timestamps (object series; a value that does not parse is
-    handed on as ``"<column>=<text>"`` so cleaning quarantines it by name).
+    """Source time text → UTC timestamps: a datetime series when every time parses (the
+    usual case: no Python object per row), else an object series in which a value that does
+    not parse is handed on as ``"<column>=<text>"`` so that cleaning quarantines it by name.
 
     Raises `TimeZoneError` naming the stations when times carry no zone and none is
     declared, or when a file mixes times with and without an offset.
@@ -85,8 +89,10 @@ def parse_times(
         ).dt.tz_convert("UTC")
     else:
         utc = pd.to_datetime(text.where(present), format="ISO8601", utc=True, errors="coerce")
-    out = pd.Series(list(utc), index=text.index, dtype=object)
     bad = utc.isna() & present
+    if not bad.any():
+        return utc
+    out = pd.Series(list(utc), index=text.index, dtype=object)
     local_times = timezone is not None and not has_offset.any()
     reason = " unparsable or not a local time (DST)" if local_times else " unparsable"
     out[bad] = column + "=" + text[bad] + reason

@@ -156,8 +156,8 @@ def _time_column(columns: list[str], path: Path) -> str:
 def _as_text(times: pd.Series) -> pd.Series:
     """Parquet may hold real datetimes: ISO text keeps their zone (or its absence)."""
     if pd.api.types.is_datetime64_any_dtype(times):
-        return times.map(lambda t: t.isoformat() if pd.notna(t) else None).astype(object)
-    return times.astype("string").astype(object)
+        return times.map(lambda t: t.isoformat() if pd.notna(t) else None).astype("string")
+    return times.astype("string")
 
 
 def _read_csv(
