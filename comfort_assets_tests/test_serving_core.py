@@ -316,9 +316,12 @@ guard = Guard(slow, Readiness(problems=list), max_body=1000, timeout_s=0.1)
 scope = {"type": "http", "path": "/predict", "method": "POST",
          "headers": [(b"content-type", b"application/json"), (b"content-length", b"2")]}
 
+async def body():
+    return {"type": "http.request", "body": b"{}", "more_body": False}
+
 async def cancelled_after(seconds):
     try:
-        await asyncio.wait_for(guard(scope, None, None), seconds)
+        await asyncio.wait_for(guard(scope, body, None), seconds)
     except TimeoutError:
         pass
 
@@ -342,6 +345,45 @@ def test_a_request_cut_off_is_counted_as_504_or_499_not_500(tmp_path):
         'comfort_http_request_duration_seconds_count{route="/predict",status="499"} 1.0',
         'comfort_http_request_duration_seconds_count{route="/predict",status="504"} 1.0',
     ]
+
+
+_SLOW_BODY = """
+import asyncio, json
+from comfort_assets.serving import guard
+
+guard.BODY_TIMEOUT_S = 0.2
+answered = []
+
+async def app(scope, receive, send):
+    raise AssertionError("a body that never came reached the service")
+
+async def trickle():
+    await asyncio.sleep(5)  # the rest of the body never comes in time
+
+async def send(message):
+    answered.append(message)
+
+scope = {"type": "http", "path": "/predict", "method": "POST",
+         "headers": [(b"content-type", b"application/json"), (b"content-length", b"900")]}
+asyncio.run(guard.Guard(app, guard.Readiness(problems=list), max_body=1000)(scope, trickle, send))
+start, body = answered
+print(start["status"], dict(start["headers"])[b"connection"].decode(), body["body"].decode())
+"""
+
+
+def test_a_body_that_comes_too_slowly_is_408_not_504(tmp_path):
+    """A slow upload met BentoML's request timeout: a 504 blamed the server for the client."""
+    done = subprocess.run(
+        [sys.executable, "-c", _SLOW_BODY],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)},
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    status, connection, body = done.stdout.strip().split(" ", 2)
+    assert (status, connection) == ("408", "close")
+    assert json.loads(body)["error"].startswith("body: not received within 0.2 s")
 
 
 def test_a_window_validated_for_the_previous_champion_is_refused_by_the_next(home, clean):

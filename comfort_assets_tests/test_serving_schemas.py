@@ -54,7 +54,7 @@ def test_the_document_says_what_each_error_answer_holds():
     }
     documented = schemas.document_errors(spec)
     post = documented["paths"]["/predict"]["post"]["responses"]
-    assert {"413", "415", "503"} <= set(post)
+    assert {"408", "413", "415", "503"} <= set(post)
     error = post["503"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
     assert documented["components"]["schemas"][error]["required"] == ["error"]
     detail = documented["components"]["schemas"]["InvalidArgument"]["properties"]["detail"]

@@ -4,8 +4,9 @@ BentoML answers most of HTTP itself; these pieces close the gaps an adversarial 
 found, without touching its internals:
 
 - `Guard` (ASGI middleware): bodies over `MAX_BODY_BYTES` are a 413 before they are read
-  into memory, a POST whose body is not plain UTF-8 JSON is a 415 (another Content-Type:
-  a multipart body without a boundary was a 500; another charset; a Content-Encoding),
+  into memory, a body slower than `BODY_TIMEOUT_S` is a 408, a POST whose body is not
+  plain UTF-8 JSON is a 415 (another Content-Type: a multipart body without a boundary was
+  a 500; another charset; a Content-Encoding),
   `/readyz` says why the service cannot answer (503 with the reasons), `/metrics` serves
   request counts and latencies labelled by a fixed set of routes (BentoML's own labels
   grow with every distinct unknown path), and `/docs.json` lists the loaded champion's
@@ -47,6 +48,9 @@ log = logging.getLogger(__name__)
 REQUEST_TIMEOUT_S = 10.0
 #: Largest request body accepted (1 MiB: a full 64-window `/predict` call is ~250 KB).
 MAX_BODY_BYTES = 1 << 20
+#: How long a body may take to arrive after its head: a slower upload is a 408 (the client's
+#: slowness), not BentoML's 504 at REQUEST_TIMEOUT_S (the server's)
+BODY_TIMEOUT_S = 5.0
 #: The API routes (POST, JSON bodies) and everything else worth its own metrics label.
 API_ROUTES = frozenset({"/predict", "/forecast", "/feedback", "/model_info"})
 ROUTES = API_ROUTES | {"/livez", "/healthz", "/readyz", "/metrics", "/docs.json", "/"}
@@ -271,24 +275,20 @@ class Guard:
             await _answer(send, 415, {"error": problem}, "application/json")
             return
         declared = headers.get(b"content-length")
-        if declared is not None:
-            if not declared.isdigit() or int(declared) > self.max_body:
-                await self._too_large(scope, send, declared.decode("latin-1")[:20])
-                return
-            await self.app(scope, receive, send)
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_body):
+            await self._too_large(scope, send, declared.decode("latin-1")[:20])
             return
-        # chunked: read up to the limit, then hand the body on in one piece
-        chunks, size, more = [], 0, True
-        while more:
-            message = await receive()
-            if message["type"] != "http.request":
-                return
-            chunks.append(message.get("body", b""))
-            size += len(chunks[-1])
-            more = message.get("more_body", False)
-            if size > self.max_body:
-                await self._too_large(scope, send, None)
-                return
+        try:
+            async with asyncio.timeout(BODY_TIMEOUT_S):
+                body = await self._body(scope, receive, send)
+        except TimeoutError:
+            why = f"body: not received within {BODY_TIMEOUT_S:g} s of the request's head"
+            log.info("rejected %s: 408 %s", scope["path"], why, extra=CLIENT_ERROR)
+            closing = [(b"connection", b"close")]  # the rest of the body may still come
+            await _answer(send, 408, {"error": why}, "application/json", closing)
+            return
+        if body is None:
+            return
         replayed = False
 
         async def replay() -> Message:
@@ -296,9 +296,25 @@ class Guard:
             if replayed:
                 return await receive()
             replayed = True
-            return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            return {"type": "http.request", "body": body, "more_body": False}
 
         await self.app(scope, replay, send)
+
+    async def _body(self, scope: Scope, receive: Receive, send: Send) -> bytes | None:
+        """The whole body, read up to the limit (a chunked one has no Content-Length to judge
+        first); None when it was answered 413 or the client went away."""
+        chunks, size, more = [], 0, True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                return None
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            more = message.get("more_body", False)
+            if size > self.max_body:
+                await self._too_large(scope, send, None)
+                return None
+        return b"".join(chunks)
 
     async def _too_large(self, scope: Scope, send: Send, declared: str | None) -> None:
         """413; ``declared``: the Content-Length (None for a chunked body)."""

@@ -34,6 +34,7 @@ from comfort_assets.domain.cleaning import VALID_RANGES
 from comfort_assets.domain.comfort import discomfort_index
 from comfort_assets.domain.features import OBSERVED, REQUIRED, WINDOW_HOURS
 from comfort_assets.resources.prediction_store import RATING_RANGE
+from comfort_assets.serving.guard import BODY_TIMEOUT_S, MAX_BODY_BYTES
 
 #: What a value outside its range usually means.
 UNIT_HINTS: dict[str, str] = {
@@ -190,7 +191,9 @@ def bodies_by_reference(spec: dict[str, Any]) -> dict[str, Any]:
 
 #: The answers every POST route can give besides 200 and BentoML's 400/404/500, by status.
 _ERROR_ANSWERS: dict[str, str] = {
-    "413": "Payload Too Large: the body is over the service's limit (1 MiB)",
+    "408": "Request Timeout: the body did not arrive within "
+    f"{BODY_TIMEOUT_S:g} s of the request's head",
+    "413": f"Payload Too Large: the body is over the service's limit ({MAX_BODY_BYTES >> 20} MiB)",
     "415": "Unsupported Media Type: the body is not UTF-8 JSON sent as application/json, "
     "or it is compressed",
     "503": "Service Unavailable: no usable champion, or the prediction store cannot log "
