@@ -1,5 +1,7 @@
 """The bundled file's real defects, and bad source files, each handled by name."""
 
+from datetime import datetime
+
 import dagster as dg
 import numpy as np
 import pandas as pd
@@ -21,6 +23,7 @@ from comfort_assets.resources.weather import (
     BundledWeatherSource,
     FileWeatherSource,
     SourceSchemaError,
+    WeatherSource,
 )
 
 START, END = pd.Timestamp("2013-01-01", tz="UTC"), pd.Timestamp("2014-01-01", tz="UTC")
@@ -255,6 +258,51 @@ def test_an_api_fetch_quarantines_its_undated_rows_with_its_own_day():
     for d in (1, 2, 3):
         (row,) = clean_days(raw, *_day(f"2013-07-0{d}")).quarantine.itertuples()
         assert "time_utc missing or unparsable" in row.reason and pd.isna(row.time_utc)
+
+
+class MalformedTimesApi(WeatherSource):
+    """An API answering every day's hours of one station, and one item per day whose time
+    it sent malformed (as KMA could send a bad ``tm``)."""
+
+    def fetch(self, start: datetime, end: datetime) -> pd.DataFrame:
+        rows = []
+        for day in pd.date_range(start, end, freq="D", inclusive="left"):
+            rows += [
+                {"station": "S", "time_utc": f"{hour:%Y-%m-%dT%H:%M}Z", "temp_c": 20}
+                for hour in pd.date_range(day, periods=24, freq="h")
+            ]
+            rows.append({"station": "S", "time_utc": f"{day:%Y-%m-%d} 25:00Z", "temp_c": 20})
+        return _raw(rows)
+
+
+def test_overlapping_daily_api_runs_quarantine_each_malformed_time_once(tmp_path):
+    """The daily schedule ingests the day before again: each day's malformed item is stored
+    and quarantined with its own day, once, however many runs fetched it."""
+    store = LocalObjectStore(root=str(tmp_path))
+    resources = {"weather": MalformedTimesApi(), "io_manager": ObjectStoreIOManager(store=store)}
+    with dg.instance_for_test() as instance:
+        for first, last in (("2013-07-01", "2013-07-02"), ("2013-07-02", "2013-07-03")):
+            result = dg.materialize(
+                [ingestion.raw_weather, ingestion.clean_weather],
+                resources=resources,
+                instance=instance,
+                tags={
+                    "dagster/asset_partition_range_start": first,
+                    "dagster/asset_partition_range_end": last,
+                },
+            )
+            assert result.success
+    quarantined = {
+        day: pd.read_parquet(tmp_path / "assets" / "weather_quarantine" / f"{day}.parquet")
+        for day in ("2013-07-01", "2013-07-02", "2013-07-03")
+    }
+    raw = {
+        day: pd.read_parquet(tmp_path / "assets" / "raw_weather" / f"{day}.parquet")
+        for day in quarantined
+    }
+    for day, rows in quarantined.items():
+        assert list(rows["reason"].str.contains("unparsable")) == [True], (day, rows)
+        assert raw[day]["time_utc"].isna().sum() == 1, day
 
 
 def test_a_day_without_observations_is_an_empty_day_that_passes_the_contract():

@@ -213,6 +213,8 @@ def _as_quarantine_table(rows: pd.DataFrame) -> pd.DataFrame:
     out["action"] = rows["action"].astype(str)
     for column in MEASURED:
         out[column] = pd.to_numeric(rows[column], errors="coerce").astype(float)
+    if FETCHED_FOR in rows:  # where a row without a time is stored (see `write_partitions`)
+        out[FETCHED_FOR] = pd.to_datetime(rows[FETCHED_FOR], utc=True).astype(UTC_NS)
     return out.sort_values(["time_utc", "station"], na_position="first").reset_index(drop=True)
 
 

@@ -17,6 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from comfort_assets.domain.cleaning import FETCHED_FOR
 from comfort_assets.resources.object_store import ObjectStore
 
 
@@ -99,16 +100,25 @@ class ObjectStoreIOManager(dg.ConfigurableIOManager):
         windows: Mapping[str, dg.TimeWindow],
     ) -> None:
         """One Parquet object per partition key with the rows whose ``column`` falls in its
-        window (an empty one too); rows without a time (a quarantined unreadable one) go
-        with the first key, never nowhere. The frame is converted to Arrow once and sliced
-        per key: 2× faster than a pandas `to_parquet` per day."""
+        window (an empty one too); a row without a time (an unreadable one) goes with the
+        window holding its ``fetched_for`` (the day raw weather fetched it for), else with
+        the first key: never nowhere, and once. The frame is converted to Arrow once and
+        sliced per key: 2× faster than a pandas `to_parquet` per day."""
         times = pd.to_datetime(frame[column], utc=True)
+        undated = times.isna()
+        if FETCHED_FOR in frame:
+            fetched = pd.to_datetime(frame[FETCHED_FOR], utc=True)
+            held = pd.Series(False, index=frame.index)
+            for window in windows.values():
+                held |= (fetched >= window.start) & (fetched < window.end)
+            times = times.where(~(undated & held), fetched)
+            undated = times.isna()
         table = to_arrow(frame)
         first = min(windows, key=lambda key: windows[key].start, default=None)
         for key, window in windows.items():
             taken = (times >= window.start) & (times < window.end)
             if key == first:
-                taken |= times.isna()
+                taken |= undated
             inside = np.flatnonzero(taken)
             data = parquet_bytes(table.take(inside))
             self.store.put_bytes(self._key(asset_key, key, "parquet"), data)

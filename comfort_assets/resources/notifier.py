@@ -37,8 +37,8 @@ KINDS = ("drift", "decay", "quality", "promotion", "run_failure", "self_test", "
 _SLACK_SDK_LOG = logging.getLogger("comfort.notifier.slack_sdk")
 _SLACK_SDK_LOG.setLevel(logging.CRITICAL)
 
-#: The longest 429 ``Retry-After`` the notifier waits for: slack_sdk sleeps whatever it says
-#: (an hour held the run an hour); beyond it the alert is given up, and is in the log
+#: The longest 429 ``Retry-After`` the notifier waits for, per retry: slack_sdk sleeps whatever
+#: it says (an hour held the run an hour); beyond it the alert is given up, and is in the log
 MAX_RETRY_AFTER_S = 30.0
 
 

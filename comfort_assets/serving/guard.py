@@ -500,12 +500,12 @@ async def _accept_backlog(servers: Sequence[asyncio.AbstractServer]) -> None:
     """Wait until no connection waits in the listening sockets' backlog (the event loop,
     still listening, accepts them itself), then one more moment for the accepted ones to
     reach their protocol, so that uvicorn's shutdown sees them as open connections."""
-    listening = [sock for server in servers for sock in getattr(server, "sockets", ())]
+    backlog = select.poll()  # not `select.select`: it refuses a descriptor over 1,023
+    for server in servers:
+        for sock in getattr(server, "sockets", None) or ():
+            backlog.register(sock.fileno(), select.POLLIN)
     deadline = time.monotonic() + BACKLOG_GRACE_S
-    while listening and time.monotonic() < deadline:
-        waiting, _, _ = select.select(listening, [], [], 0)
-        if not waiting:
-            break
+    while time.monotonic() < deadline and backlog.poll(0):
         await asyncio.sleep(0.01)
     for _ in range(3):  # accepting, making the transport, `connection_made`
         await asyncio.sleep(0)

@@ -1,5 +1,7 @@
 """Group `ingestion`: raw hourly weather per day → clean hourly grid + quarantine."""
 
+from datetime import datetime
+
 import dagster as dg
 import pandas as pd
 
@@ -72,14 +74,11 @@ def raw_weather(context: dg.AssetExecutionContext, weather: WeatherSource):
     data_span = weather.span()
     if data_span is not None:
         check_overlap(data_span, partitions)
-    window = context.partition_time_window
-    raw = weather.fetch(window.start, window.end)
-    # where a row whose time cannot be read came from: cleaning quarantines it with this day
-    raw[FETCHED_FOR] = pd.Timestamp(window.start).tz_convert("UTC")
+    whole = weather.whole()
+    raw = _fetched(weather, context, per_day=whole is None)
     # validate before anything reads the columns, so a broken source fails the check by name
     check = schema_check(raw, RawWeather, asset_key="raw_weather")
     parse_errors = raw["parse_error"] if "parse_error" in raw else pd.Series(dtype=str)
-    whole = weather.whole()
     metadata = {
         **table_metadata(raw),
         "source": dg.MetadataValue.text(weather.name),
@@ -99,6 +98,29 @@ def raw_weather(context: dg.AssetExecutionContext, weather: WeatherSource):
         yield _units_check(whole, f"the whole source ({len(whole)} rows)")
     else:
         yield _units_check(raw, f"the fetched window ({len(raw)} rows)")
+
+
+def _fetched(
+    weather: WeatherSource, context: dg.AssetExecutionContext, per_day: bool
+) -> pd.DataFrame:
+    """The run's rows, each with the start of the day it was fetched for (`FETCHED_FOR`):
+    a row whose time cannot be read is stored and quarantined with that day. An API answers
+    each day's fetch with its own such rows, so a run of several days that holds any fetches
+    again day by day to tell (rare: the API sent a malformed time); a file hands them over
+    with the window of its first hour, the run's first day."""
+    window = context.partition_time_window
+    raw = weather.fetch(window.start, window.end)
+    days = [WEATHER_PARTITIONS.time_window_for_partition_key(k) for k in context.partition_keys]
+    if per_day and len(days) > 1 and raw["time_utc"].isna().any():
+        return pd.concat(
+            [weather.fetch(d.start, d.end).assign(**{FETCHED_FOR: _utc(d.start)}) for d in days],
+            ignore_index=True,
+        )
+    return raw.assign(**{FETCHED_FOR: _utc(window.start)})
+
+
+def _utc(moment: datetime) -> pd.Timestamp:
+    return pd.Timestamp(moment).tz_convert("UTC")
 
 
 @dg.multi_asset(

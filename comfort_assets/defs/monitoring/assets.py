@@ -475,35 +475,33 @@ def data_quality_report(
     if len(table):
         metadata["quality"] = markdown_table(table)
         metadata["plot"] = dg.MetadataValue.md(plots.quality_plot(table))
-    yield dg.Output(table, metadata=metadata)
-    if table.empty:  # nothing to look for stuck sensors or bursts in
-        yield from _check(
-            mon.Finding(
-                "day_complete",
-                False,
-                0.0,
-                config.min_completeness,
-                mon.ALL,
-                version,
-                f"no station has reported weather in the {QUALITY_HISTORY_DAYS} days to "
-                f"{start.date()}",
-            ),
-            "data_quality_report",
-            dg.AssetCheckSeverity.ERROR,
-            notifier,
-            "quality",
-        )
-        for name, threshold in (
-            ("stuck_di_input", config.max_stuck_hours),
-            ("anomaly_burst", config.max_anomalies),
-        ):
-            nothing = mon.Finding(
-                name, True, np.nan, threshold, mon.ALL, version, "no weather", judged=False
+    if table.empty:  # no hours: the day is incomplete, and no sensor can be judged stuck
+        nothing = [
+            mon.Finding(name, True, np.nan, limit, mon.ALL, version, "no weather", judged=False)
+            for name, limit in (
+                ("stuck_di_input", config.max_stuck_hours),
+                ("anomaly_burst", config.max_anomalies),
             )
+        ]
+        yield dg.Output(table, metadata={**metadata, **_not_judged(*nothing)})
+        missing = mon.Finding(
+            "day_complete",
+            False,
+            0.0,
+            config.min_completeness,
+            mon.ALL,
+            version,
+            f"no station has reported weather in the {QUALITY_HISTORY_DAYS} days to {start.date()}",
+        )
+        yield from _check(
+            missing, "data_quality_report", dg.AssetCheckSeverity.ERROR, notifier, "quality"
+        )
+        for finding in nothing:
             yield from _check(
-                nothing, "data_quality_report", dg.AssetCheckSeverity.WARN, notifier, "quality"
+                finding, "data_quality_report", dg.AssetCheckSeverity.WARN, notifier, "quality"
             )
         return
+    yield dg.Output(table, metadata=metadata)
     worst = table.sort_values("completeness").iloc[0]
     complete = mon.Finding(
         "day_complete",

@@ -197,7 +197,8 @@ def _number(text: str) -> float | None:
 )
 def retraining_notifier(context: dg.RunStatusSensorContext, notifier: Notifier):
     tags = context.dagster_run.tags
-    if tags.get("comfort/trigger") == "monitoring":
+    # a retry (Dagster copies the tags to it) is the same retrain: people heard of it
+    if tags.get("comfort/trigger") == "monitoring" and "dagster/parent_run_id" not in tags:
         notifier.notify(retrain_alert(tags))
 
 
