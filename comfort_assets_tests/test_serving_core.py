@@ -331,15 +331,22 @@ print(guard._metrics.client.generate_latest().decode())
 """
 
 
-def test_a_request_cut_off_is_counted_as_504_or_499_not_500(tmp_path):
+def run_guard_script(script: str, prometheus_dir: Path) -> subprocess.CompletedProcess:
+    """``script`` in a fresh interpreter with its own Prometheus directory (the guard's
+    metrics are multiprocess, as under `bentoml serve`); it must succeed."""
     done = subprocess.run(
-        [sys.executable, "-c", _CANCELLED_TWICE],
+        [sys.executable, "-c", script],
         capture_output=True,
         text=True,
         timeout=60,
-        env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)},
+        env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(prometheus_dir)},
     )
     assert done.returncode == 0, done.stderr[-2000:]
+    return done
+
+
+def test_a_request_cut_off_is_counted_as_504_or_499_not_500(tmp_path):
+    done = run_guard_script(_CANCELLED_TWICE, tmp_path)
     counts = [line for line in done.stdout.splitlines() if "_count{" in line]
     assert sorted(counts) == [
         'comfort_http_request_duration_seconds_count{route="/predict",status="499"} 1.0',
@@ -373,14 +380,7 @@ print(start["status"], dict(start["headers"])[b"connection"].decode(), body["bod
 
 def test_a_body_that_comes_too_slowly_is_408_not_504(tmp_path):
     """A slow upload met BentoML's request timeout: a 504 blamed the server for the client."""
-    done = subprocess.run(
-        [sys.executable, "-c", _SLOW_BODY],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)},
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
+    done = run_guard_script(_SLOW_BODY, tmp_path)
     status, connection, body = done.stdout.strip().split(" ", 2)
     assert (status, connection) == ("408", "close")
     assert json.loads(body)["error"].startswith("body: not received within 0.2 s")
