@@ -175,29 +175,26 @@ def clean_days(
             f"max_gap_hours={max_gap_hours}: a day is cleaned with {CONTEXT_HOURS} h of context "
             "on each side, so gaps longer than that cannot be filled the same way every day"
         )
-    raw = raw.reset_index(drop=True)
     result = clean_observations(raw, max_gap_hours)
     quarantine = _between(result.quarantine, start, end)
-    undated = raw.index[pd.to_datetime(raw["time_utc"], utc=True, errors="coerce").isna()]
-    claimed = undated[_fetched_for(raw).loc[undated].between(start, end, inclusive="left")]
+    undated = result.quarantine[result.quarantine["time_utc"].isna()]
+    fetched = _fetched_for(undated, pd.to_datetime(raw["time_utc"], utc=True, errors="coerce"))
+    claimed = undated[fetched.between(start, end, inclusive="left")]
     if len(claimed):
         # a row whose time cannot be read belongs to no day: it is quarantined (once) with
         # the day whose fetch brought it
-        quarantine = pd.concat(
-            [clean_observations(raw.loc[claimed], max_gap_hours).quarantine, quarantine],
-            ignore_index=True,
-        )
+        quarantine = pd.concat([claimed, quarantine], ignore_index=True)
     return CleaningResult(clean=_between(result.clean, start, end), quarantine=quarantine)
 
 
-def _fetched_for(raw: pd.DataFrame) -> pd.Series:
-    """The start of the window each row was fetched for (`FETCHED_FOR`, set by
-    `raw_weather`); for rows stored without it, the earliest readable time, where the
-    sources hand undated rows over (NaT if none: no day claims them)."""
-    first = pd.to_datetime(raw["time_utc"], utc=True, errors="coerce").min()
-    if FETCHED_FOR not in raw:
-        return pd.Series(first, index=raw.index, dtype=UTC_NS)
-    return pd.to_datetime(raw[FETCHED_FOR], utc=True, errors="coerce").astype(UTC_NS).fillna(first)
+def _fetched_for(undated: pd.DataFrame, raw_times: pd.Series) -> pd.Series:
+    """The start of the window each undated quarantined row was fetched for (`FETCHED_FOR`,
+    set by `raw_weather`); for rows stored without it, the earliest readable raw time,
+    where the sources hand undated rows over (NaT if none: no day claims them)."""
+    first = raw_times.min()
+    if FETCHED_FOR not in undated:
+        return pd.Series(first, index=undated.index, dtype=UTC_NS)
+    return undated[FETCHED_FOR].astype(UTC_NS).fillna(first)
 
 
 def _between(frame: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
