@@ -7,7 +7,6 @@ results and asks for a retrain; every failed check is also sent to the notifier.
 """
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import dagster as dg
@@ -137,7 +136,7 @@ def _check(
     notifier: Notifier,
     kind: str,
     extra: dict[str, dg.MetadataValue] | None = None,
-) -> Iterator[dg.AssetCheckResult]:
+) -> dg.AssetCheckResult:
     """A finding as a check result (figure, threshold, station and version in metadata, so
     the sensor can put them in its run tags); a failure is also notified. A finding that
     was not judged still passes (a check of a single `@dg.asset` must yield a result, and
@@ -155,7 +154,7 @@ def _check(
                 model_version=finding.model_version,
             )
         )
-    yield dg.AssetCheckResult(
+    return dg.AssetCheckResult(
         asset_key=asset,
         check_name=finding.check,
         passed=finding.passed,
@@ -176,7 +175,7 @@ def _check(
 
 
 def _not_judged(*findings: mon.Finding) -> dict[str, dg.MetadataValue]:
-    """The reasons of the checks skipped for want of data, for the asset's metadata."""
+    """Why checks passed without judging (too little data), for the asset's metadata."""
     reasons = [f"{f.check}: {f.message}" for f in findings if not f.judged]
     return {"not_judged": dg.MetadataValue.text("; ".join(reasons))} if reasons else {}
 
@@ -322,7 +321,7 @@ def production_performance(
             metadata["skill_pct"] = dg.MetadataValue.float(round(float(skill) * 100, 1))
     metadata.update(_not_judged(rmse_finding, skill_finding))
     yield dg.Output(table, metadata=metadata)
-    yield from _check(
+    yield _check(
         rmse_finding,
         "production_performance",
         dg.AssetCheckSeverity.ERROR,
@@ -333,7 +332,7 @@ def production_performance(
             "holdout_rmse_from": dg.MetadataValue.text(holdout_source),
         },
     )
-    yield from _check(
+    yield _check(
         skill_finding, "production_performance", dg.AssetCheckSeverity.ERROR, notifier, "decay"
     )
 
@@ -417,10 +416,8 @@ def feature_drift(
     )
     metadata.update(_not_judged(drift_result, domain_result))
     yield dg.Output(drift, metadata=metadata)
-    yield from _check(drift_result, "feature_drift", dg.AssetCheckSeverity.WARN, notifier, "drift")
-    yield from _check(
-        domain_result, "feature_drift", dg.AssetCheckSeverity.ERROR, notifier, "drift"
-    )
+    yield _check(drift_result, "feature_drift", dg.AssetCheckSeverity.WARN, notifier, "drift")
+    yield _check(domain_result, "feature_drift", dg.AssetCheckSeverity.ERROR, notifier, "drift")
 
 
 @dg.asset(
@@ -493,11 +490,11 @@ def data_quality_report(
             version,
             f"no station has reported weather in the {QUALITY_HISTORY_DAYS} days to {start.date()}",
         )
-        yield from _check(
+        yield _check(
             missing, "data_quality_report", dg.AssetCheckSeverity.ERROR, notifier, "quality"
         )
         for finding in nothing:
-            yield from _check(
+            yield _check(
                 finding, "data_quality_report", dg.AssetCheckSeverity.WARN, notifier, "quality"
             )
         return
@@ -548,4 +545,4 @@ def data_quality_report(
         (stuck, dg.AssetCheckSeverity.ERROR),
         (burst, dg.AssetCheckSeverity.WARN),
     ):
-        yield from _check(finding, "data_quality_report", severity, notifier, "quality")
+        yield _check(finding, "data_quality_report", severity, notifier, "quality")
